@@ -1,0 +1,27 @@
+"""capsim: simulate dedicated LLM deployments — GPUs, autoscaling, cold starts, cost.
+
+Public API::
+
+    import sim
+    sc = sim.load_scenario("scenarios/quickstart.yaml", overrides={"seed": 3})
+    res = sim.run(sc)
+    res.summary["total"]["ttft_p99_s"]; res.requests; res.timeline; res.billing
+    shape = sim.Shape(model="llama-v3p1-70b-instruct", accelerator="H100_80GB", count=4,
+                      precision="FP8")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("capsim")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+from sim import perf, plot  # noqa: E402
+from sim.errors import InputError  # noqa: E402
+from sim.perf import Shape  # noqa: E402
+from sim.results import Result  # noqa: E402
+from sim.run import run  # noqa: E402
+from sim.scenario import load_scenario  # noqa: E402
+
+__all__ = ["InputError", "Result", "Shape", "load_scenario", "perf", "plot", "run"]

@@ -1,0 +1,131 @@
+"""``capsim``: the command line.  Bad input → one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sim import __version__
+from sim.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, as for any bad input
+        self.exit(EXIT_BAD_INPUT, f"capsim: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="capsim",
+        description="Simulate dedicated LLM deployments: GPUs, autoscaling, cold starts, cost.",
+    )
+    p.add_argument("--version", action="version", version=f"capsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run one scenario and write its results")
+    r.add_argument("scenario", help="scenario YAML file")
+    r.add_argument("--out", help="results directory (default: results/<scenario name>)")
+    r.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
+    )
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="check a scenario (and its traces) or a trace file")
+    v.add_argument("file", help="scenario YAML, or a trace (.csv, .jsonl)")
+
+    c = sub.add_parser("catalog", help="show accelerators, shapes, regions or prices")
+    c.add_argument(
+        "what", nargs="?", default="accelerators",
+        choices=["accelerators", "shapes", "regions", "prices"],
+    )
+
+    b = sub.add_parser("bench", help="measure simulation speed against a naive SimPy model")
+    b.add_argument("--requests", type=int, default=200_000, help="requests per measured run")
+    b.add_argument("--repeats", type=int, default=3, help="runs per model; the best is kept")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "catalog":
+            return _catalog(args)
+        if args.command == "bench":
+            from sim.bench import main as bench_main
+
+            return bench_main(requests=args.requests, repeats=args.repeats)
+    except InputError as err:
+        print(f"capsim: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import sim
+    from sim.report.console import print_summary
+    from sim.report.writer import write_results
+    from sim.scenario.loader import parse_override
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    loaded = sim.load_scenario(args.scenario, overrides)
+    out = Path(args.out) if args.out else Path("results") / loaded.spec.name
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    if show_progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
+            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t))
+    else:
+        result = sim.run(loaded)
+    write_results(result, out)
+    print_summary(result)
+    print(f"results written to {out}/")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import sim
+    from sim.workload import read_trace
+
+    path = Path(args.file)
+    if path.suffix in (".csv", ".jsonl"):
+        work = read_trace(path)
+        print(f"{path}: valid trace, {len(work)} requests")
+        return 0
+    loaded = sim.load_scenario(path)
+    n = len(loaded.spec.deployments)
+    print(f"{path}: valid scenario '{loaded.spec.name}' ({n} deployment{'s' * (n != 1)})")
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from sim import catalog
+    from sim.report.console import print_table
+
+    tables = {
+        "accelerators": catalog.accelerators_table,
+        "shapes": catalog.shapes_table,
+        "regions": catalog.regions_table,
+        "prices": catalog.prices_table,
+    }
+    print_table(tables[args.what](), title=args.what)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

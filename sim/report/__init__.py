@@ -1,0 +1,1 @@
+"""Presenting results: terminal tables, files on disk, plots and the HTML report."""

@@ -1,0 +1,54 @@
+"""Writing a result directory atomically: all files or none.
+
+Files are written into a temporary sibling directory, which then replaces
+``out`` in one rename; an error on the way leaves ``out`` as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sim.results import Result
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_results(result: Result, out: Path) -> None:
+    """Write ``summary.json``, ``requests.parquet``, ``timeline.parquet``, ``billing.csv``
+    and the report into ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "summary.json").write_text(json.dumps(_json_safe(result.summary), indent=2) + "\n")
+        result.requests.to_parquet(tmp / "requests.parquet", index=False)
+        result.timeline.to_parquet(tmp / "timeline.parquet", index=False)
+        result.billing.to_csv(tmp / "billing.csv", index=False)
+        from sim.report.html import write_report
+
+        write_report(result, tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,31 @@
+"""``Result``: what one run produced, as tables and a summary; no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Result:
+    """The outcome of :func:`sim.run`.
+
+    ``summary`` follows SPEC §4; ``requests`` has one row per request,
+    ``timeline`` one row per interval and deployment, ``billing`` one line per
+    replica interval.  ``scenario`` is the fully resolved scenario.
+    """
+
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    timeline: pd.DataFrame
+    billing: pd.DataFrame
+    scenario: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> dict[str, Any]:
+        return dict(self.summary["total"])
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return dict(self.summary["deployments"][name])

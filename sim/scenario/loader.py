@@ -1,0 +1,254 @@
+"""Loading scenarios: YAML or a dict → a validated :class:`Scenario`, or one clear error.
+
+Every failure becomes an :class:`~sim.errors.InputError` naming the file, the key
+path (``deployments[0].shape.accelerator``) and the reason.  The checks that
+need the catalog and the disk — known names, shapes that fit in memory, trace
+files that exist and parse — run here too, so a scenario that loads will run.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim import catalog
+from sim.errors import InputError
+from sim.perf import build_shape
+from sim.scenario.schema import Scenario
+from sim.workload import validate_traffic
+
+
+class LoadedScenario:
+    """A validated scenario with the folder its relative paths are resolved from."""
+
+    def __init__(self, spec: Scenario, base_dir: Path, source: str):
+        self.spec = spec
+        self.base_dir = base_dir
+        self.source = source
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved scenario (defaults included), as plain data."""
+        return self.spec.model_dump(mode="json")
+
+
+_TYPE_NAMES = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+def _key_path(loc: Sequence[int | str], doc: Any) -> str:
+    """``('deployments', 0, 'traffic', 'arrivals', 'poisson', 'rps')`` → ``deployments[0]...``.
+
+    Pydantic puts a discriminated union's tag (``poisson``) and the member
+    types of other unions (``str``, ``ShapeSpec``) in the location.  They are
+    not keys of the document, so the path is built by walking the document
+    alongside and keeping only real keys — plus a last key that is missing.
+    """
+    out = ""
+    node = doc
+    for i, part in enumerate(loc):
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out += f"[{part}]"
+            node = node[part]
+        elif isinstance(node, Mapping) and part in node:
+            out += f".{part}" if out else str(part)
+            node = node[part]
+        elif (
+            i == len(loc) - 1
+            and isinstance(part, str)
+            and re.fullmatch(r"[a-z_][a-z0-9_]*", part)
+            and part not in _TYPE_NAMES
+        ):
+            out += f".{part}" if out else part
+    return out or "scenario"
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    value = err.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(value, Mapping | list):
+        msg = f"{msg} (got {value!r})"
+    return msg
+
+
+def format_validation_error(exc: ValidationError, doc: Any) -> InputError:
+    """The first error of ``exc`` as one InputError with a key path into ``doc``."""
+    errors = exc.errors()
+    # Prefer the error pydantic found deepest: it is the most specific one.
+    err = max(errors, key=lambda e: len(e.get("loc", ())))
+    loc = err.get("loc", ())
+    where = _key_path(loc, doc)
+    reason = _reason(err)
+    if err.get("type") == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        where = _key_path(loc[:-1], doc)
+        where = f"{where}.{key}" if where != "scenario" else key
+        parent = _walk(doc, loc[:-1])
+        known = _allowed_keys(exc, parent)
+        hint = difflib.get_close_matches(key, known, n=1)
+        reason = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+    return InputError(reason, where=where)
+
+
+def _walk(doc: Any, loc: Sequence[int | str]) -> Any:
+    node = doc
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+    return node
+
+
+def _allowed_keys(exc: ValidationError, parent: Any) -> list[str]:
+    if not isinstance(parent, Mapping):
+        return []
+    # Keys of the parent that pydantic did not complain about are valid ones.
+    bad = {str(e["loc"][-1]) for e in exc.errors() if e.get("type") == "extra_forbidden"}
+    return [k for k in parent if k not in bad]
+
+
+def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Apply ``--set deployments[0].max_queue=10`` (or ``deployments.0.max_queue``)."""
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
+    if not parts:
+        raise InputError("empty key in --set", where=dotted)
+    node: Any = doc
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise InputError(f"no list item {part}", where=dotted)
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise InputError("cannot set a key inside a scalar value", where=dotted)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"seed=3"`` → ``("seed", 3)``; the value is read as YAML."""
+    if "=" not in text:
+        raise InputError(f"--set needs key=value (got {text!r})")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def read_document(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError("no such file", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InputError(f"not valid YAML: {problem}", file=str(path), where=where) from None
+
+
+def load_scenario(
+    source: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    base_dir: str | Path | None = None,
+    check_files: bool = True,
+) -> LoadedScenario:
+    """Load and validate a scenario from a YAML path or a mapping.
+
+    ``overrides`` maps dotted key paths to values (``{"seed": 3}``).  Relative
+    trace paths are resolved against the YAML file's folder (or ``base_dir``).
+    """
+    if isinstance(source, Mapping):
+        doc: Any = copy.deepcopy(dict(source))
+        label = "<scenario>"
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        path = Path(source)
+        label = str(path)
+        doc = read_document(path)
+        folder = Path(base_dir) if base_dir is not None else path.parent
+    try:
+        if not isinstance(doc, dict):
+            raise InputError("a scenario must be a mapping of keys to values", where="scenario")
+        for key, value in (overrides or {}).items():
+            _set_path(doc, key, value)
+        try:
+            spec = Scenario.model_validate(doc)
+        except ValidationError as exc:
+            raise format_validation_error(exc, doc) from None
+        _check_references(spec, folder, check_files)
+    except InputError as err:
+        raise err.with_file(label) from None
+    return LoadedScenario(spec, folder, label)
+
+
+def _check_references(spec: Scenario, folder: Path, check_files: bool) -> None:
+    """Names that need the catalog, shapes that must fit, traces that must parse."""
+    if spec.regions is not None:
+        for dc, inventory in spec.regions.items():
+            where = f"regions.{dc}"
+            try:
+                catalog.datacenter(dc)
+                for acc in inventory:
+                    catalog.accelerator(acc)
+            except InputError as err:
+                err.where = err.where or where
+                raise
+    for key in spec.billing.gpu_hour_usd:
+        _at(f"billing.gpu_hour_usd.{key}", catalog.accelerator, key)
+    for key in spec.billing.reserved:
+        _at(f"billing.reserved.{key}", catalog.accelerator, key)
+    for key in spec.billing.serverless:
+        _at(f"billing.serverless.{key}", catalog.model, key)
+    for i, dep in enumerate(spec.deployments):
+        prefix = f"deployments[{i}]"
+        _at(f"{prefix}.model", catalog.model, dep.model)
+        if dep.region is not None:
+            _at(f"{prefix}.region", catalog.placement_datacenters, dep.region)
+        _at(
+            f"{prefix}.shape",
+            lambda d=dep: build_shape(
+                d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder
+            ),
+        )
+        if check_files:
+            _at(f"{prefix}.traffic", lambda d=dep: validate_traffic(d.traffic, folder))
+
+
+def _at(where: str, check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except InputError as err:
+        if err.file is None and err.where is None:
+            err.where = where
+        elif err.file is None and err.where is not None and not err.where.startswith(where):
+            err.where = f"{where}.{err.where}"
+        raise

@@ -1,0 +1,120 @@
+"""The scenario schema (SPEC §3): validated, frozen specs with unit strings.
+
+Each section's spec lives beside the code that uses it (``sim.perf.ShapeSpec``,
+``sim.workload.TrafficSpec``, the policies' ``Params``); this module composes
+them into a :class:`Scenario`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+
+from sim.perf import ShapeSpec
+from sim.policies.registry import Policy, parse_params
+from sim.spec import Spec
+from sim.units import Duration
+from sim.workload import TrafficSpec
+
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+
+
+class ClientSpec(Spec):
+    """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
+
+    max_retries: int = Field(5, ge=0, description="retries after the first attempt")
+    backoff_base: PositiveDuration = Field(1.0, description="delay before the first retry")
+    backoff_max: PositiveDuration = Field(60.0, description="cap on the exponential delay")
+    jitter: Literal["full", "none"] = Field("full", description="full: uniform in [0, delay]")
+
+
+class SLOSpec(Spec):
+    """Latency objectives a request must meet to count towards ``slo_attainment``."""
+
+    ttft_p99: PositiveDuration | None = None
+    tpot_p99: PositiveDuration | None = None
+    e2e_p99: PositiveDuration | None = None
+
+
+class ServerlessPrice(Spec):
+    input: NonNegativeFloat
+    cached_input: NonNegativeFloat | None = None
+    output: NonNegativeFloat
+
+
+class BillingSpec(Spec):
+    gpu_hour_usd: dict[str, NonNegativeFloat] = Field(
+        default_factory=dict, description="overrides of the catalog's on-demand prices"
+    )
+    reserved: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="GPUs per accelerator paid for the whole horizon"
+    )
+    region_premium: Annotated[float, Field(ge=1.0)] = Field(
+        1.0, description="price multiplier for deployments pinned to one datacenter"
+    )
+    serverless: dict[str, ServerlessPrice] = Field(
+        default_factory=dict, description="USD per 1M tokens, overriding the catalog"
+    )
+
+
+class DeploymentSpec(Spec):
+    name: str = Field(min_length=1)
+    model: str
+    shape: ShapeSpec | str = Field(
+        "throughput", description="a preset name (minimal, throughput, fast) or a shape"
+    )
+    region: str | None = Field(None, description="GLOBAL, a mega-region or a datacenter")
+    min_replicas: int = Field(0, ge=0)
+    max_replicas: int = Field(1, ge=0)
+    autoscaler: Any = Field(
+        default=None, description="a policy: {policy: static, replicas: N}"
+    )
+    max_concurrency: PositiveInt | None = Field(None, description="per replica")
+    max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
+    cold_start_mode: Literal["503", "queue"] = "503"
+    traffic: TrafficSpec
+
+    @field_validator("autoscaler", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Policy.Params | None:
+        if value is None or isinstance(value, Spec):
+            return value
+        return parse_params(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DeploymentSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        if self.autoscaler is None:
+            replicas = max(self.min_replicas, 1)
+            object.__setattr__(self, "autoscaler", parse_params({"policy": "static", "replicas": replicas}))
+        return self
+
+
+class Scenario(Spec):
+    name: str = Field(min_length=1)
+    seed: int = Field(0, ge=0)
+    duration: PositiveDuration
+    warmup: NonNegativeDuration = Field(0.0, description="excluded from latency statistics")
+    timeline_interval: PositiveDuration = Field(60.0, description="timeline row length")
+    regions: dict[str, dict[str, Annotated[int, Field(ge=0)]]] | None = Field(
+        None, description="GPUs per datacenter and accelerator (default: the catalog's)"
+    )
+    deployments: list[DeploymentSpec] = Field(min_length=1)
+    clients: ClientSpec = Field(default_factory=ClientSpec)
+    slo: SLOSpec = Field(default_factory=SLOSpec)
+    billing: BillingSpec = Field(default_factory=BillingSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if self.warmup >= self.duration:
+            raise ValueError(f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)")
+        names = [d.name for d in self.deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"deployment names must be unique: {', '.join(dupes)}")
+        return self
