@@ -1,0 +1,106 @@
+"""The request path against hand-computed timings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.engine.core import ClientPolicy, DeploymentPlan, Simulation
+
+
+class ConstantShape:
+    """Prefill at a fixed rate, decode iterations of fixed length (hand-computable)."""
+
+    gpus = 1
+    kv_capacity_tokens = 1_000_000
+
+    def __init__(self, prefill=1000.0, step=0.01, chunk=100, max_concurrency=8):
+        self._prefill, self._step = prefill, step
+        self.prefill_chunk = chunk
+        self.max_concurrency = max_concurrency
+
+    def prefill_rate(self) -> float:
+        return self._prefill
+
+    def decode_step_time(self, batch: int, kv_tokens: float) -> float:
+        return self._step
+
+
+def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clients=None,
+             horizon=100.0, queue_on_cold_start=False):
+    plan = DeploymentPlan(
+        name="d", shape=shape or ConstantShape(), arrival_s=np.asarray(arrivals, float),
+        input_tokens=np.asarray(inp), output_tokens=np.asarray(out), replicas=replicas,
+        datacenter="DC", max_queue=max_queue, queue_on_cold_start=queue_on_cold_start,
+    )
+    sim = Simulation([plan], horizon_s=horizon, clients=clients or ClientPolicy(max_retries=0),
+                     jitter_rng=np.random.default_rng(0))
+    sim.run()
+    return sim
+
+
+def test_prefill_then_decode_alone():
+    sim = simulate([0.0], [500], [11])
+    assert sim.first_token_s[0] == pytest.approx(0.5)
+    assert sim.finish_s[0] == pytest.approx(0.6)
+
+
+def test_chunked_prefill_shares_iterations_with_decode():
+    # A decodes from 0.5 s; B arrives at 0.55 s.  While B prefills, each
+    # iteration lasts 0.01 + 100/1000 = 0.11 s and carries 100 prompt tokens,
+    # so B's 100-token prefill takes 0.11 s and A decodes one token meanwhile.
+    sim = simulate([0.0, 0.55], [500, 100], [11, 2])
+    assert sim.first_token_s[1] == pytest.approx(0.66)
+    assert sim.finish_s[1] == pytest.approx(0.67)
+    assert sim.finish_s[0] == pytest.approx(0.70)
+
+
+def test_fcfs_queue_when_concurrency_is_full():
+    shape = ConstantShape(max_concurrency=1)
+    sim = simulate([0.0, 0.1], [100, 100], [11, 11], shape=shape)
+    # first: prefill 0.1 s + 10 steps = 0.2 s; second waits until 0.2
+    assert sim.start_s[1] == pytest.approx(0.2)
+    assert sim.finish_s[1] == pytest.approx(0.4)
+
+
+def test_max_queue_rejects_with_429():
+    shape = ConstantShape(max_concurrency=1)
+    sim = simulate([0.0, 0.01, 0.02], [100] * 3, [11] * 3, shape=shape, max_queue=1)
+    assert sim.status == [1, 1, 3]  # ok, ok, rejected_429
+    assert sim.deps[0].http_429 == 1
+
+
+def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
+    clients = ClientPolicy(max_retries=5, backoff_base=1.0, backoff_max=60.0, jitter=False)
+    sim = simulate([0.0], [10], [2], replicas=0, clients=clients)
+    assert sim.attempts[0] == 6
+    assert sim.status[0] == 2  # failed_503
+    # attempts at 0, 1, 3, 7, 15, 31: the last one fails at t = 31
+    assert sim.finish_s[0] == pytest.approx(31.0)
+    assert sim.deps[0].http_503 == 6
+
+
+def test_backoff_is_capped():
+    policy = ClientPolicy(max_retries=10, backoff_base=1.0, backoff_max=60.0, jitter=False)
+    rng = np.random.default_rng(0)
+    assert [policy.delay(k, rng) for k in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_full_jitter_stays_within_the_cap():
+    policy = ClientPolicy(backoff_base=1.0, backoff_max=60.0, jitter=True)
+    rng = np.random.default_rng(1)
+    delays = [policy.delay(4, rng) for _ in range(1000)]
+    assert 0.0 <= min(delays) and max(delays) <= 8.0
+    assert np.mean(delays) == pytest.approx(4.0, rel=0.1)
+
+
+def test_kv_capacity_limits_admission():
+    shape = ConstantShape(max_concurrency=8)
+    shape.kv_capacity_tokens = 150  # two requests of 100 tokens do not fit together
+    sim = simulate([0.0, 0.0], [50, 50], [50, 50], shape=shape)
+    assert sim.start_s[1] == pytest.approx(sim.finish_s[0])
+
+
+def test_least_loaded_routing_spreads_requests():
+    sim = simulate([0.0, 0.0, 0.0, 0.0], [10] * 4, [100] * 4, replicas=2)
+    assert sorted(sim.replica_of) == [0, 0, 1, 1]
