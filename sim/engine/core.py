@@ -1,22 +1,19 @@
-"""The run loop: SimPy's environment for the control plane, a lean request path.
+"""The run loop: SimPy's environment for the control plane, a compiled request path.
 
 Time belongs to a :class:`Clock`, a ``simpy.Environment``.  Control-plane
 activity (replica lifecycle, autoscaler ticks, the timeline sampler) are SimPy
-processes.  The request path stays out of SimPy's process machinery: arrivals
-come from arrays generated before the run, and replica completions and client
-retries sit in one heap.  The loop takes whichever is earliest — SimPy's next
-event, the next arrival, or the heap's top — so every request costs a handful
-of heap operations however many tokens it decodes.
+processes.  The request path — arrivals from arrays generated before the run,
+routing, batching, client retries — runs in :mod:`sim.engine.kernel` up to the
+time of SimPy's next event; then that event runs; and so on.  Every request
+costs a handful of heap operations however many tokens it decodes.
 
 Order at equal times: control-plane events first (a replica that becomes ready
-at t serves a request arriving at t), then completions and retries, then new
-arrivals.
+at t serves a request arriving at t), then replica completions, then retries,
+then new arrivals.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,21 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from sim.fleet.deployment import DeploymentState
-from sim.fleet.replica import Replica, ServiceModel
+from sim.engine import kernel as K
+from sim.engine.kernel import KernelState
 
-# Request status codes in the run's tables.
-IN_FLIGHT, OK, FAILED_503, REJECTED_429, UNFINISHED = 0, 1, 2, 3, 4
-STATUS_NAMES = {
-    IN_FLIGHT: "in_flight",
-    OK: "ok",
-    FAILED_503: "failed_503",
-    REJECTED_429: "rejected_429",
-    UNFINISHED: "unfinished",
-}
-
-_REPLICA_DUE, _RETRY = 0, 1
+STATUS_NAMES = K.STATUS_NAMES
 _INF = math.inf
+_UNIFORM_BLOCK = 4096
 
 
 class Clock(simpy.Environment):
@@ -48,19 +36,36 @@ class Clock(simpy.Environment):
         self._now = t
 
 
+class ServiceShape:
+    """What the engine needs of a shape, as ``sim.perf.Shape`` provides it."""
+
+    gpus: int
+    max_concurrency: int
+    kv_capacity_tokens: int
+    prefill_chunk: int
+
+    def prefill_seconds(self, input_tokens: np.ndarray) -> np.ndarray: ...
+
+    def step_table(self, max_batch: int) -> tuple[np.ndarray, float, np.ndarray, float]: ...
+
+
 @dataclass(frozen=True)
 class ClientPolicy:
-    """How clients retry 429 and 503 responses (SPEC §2, fireworks.md §2)."""
+    """How clients retry 429 and 503 responses (SPEC §2, fireworks.md §2).
+
+    The delay before retry ``k`` (1-based) is ``min(base · 2^(k−1), max)``,
+    times a uniform draw in [0, 1) with full jitter.
+    """
 
     max_retries: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     jitter: bool = True
 
-    def delay(self, retry: int, rng: np.random.Generator) -> float:
-        """Seconds before retry number ``retry`` (1-based): exponential, capped, jittered."""
-        cap = min(self.backoff_base * 2.0 ** (retry - 1), self.backoff_max)
-        return float(rng.uniform(0.0, cap)) if self.jitter else cap
+    def as_array(self) -> np.ndarray:
+        return np.array(
+            [self.max_retries, self.backoff_base, self.backoff_max, 1.0 if self.jitter else 0.0]
+        )
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class DeploymentPlan:
     """Everything the engine needs to run one deployment."""
 
     name: str
-    shape: ServiceModel
+    shape: ServiceShape
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
@@ -120,154 +125,150 @@ class Simulation:
     ):
         self.env = Clock()
         self.plans = plans
+        self.names = [p.name for p in plans]
         self.horizon = horizon_s
         self.drain_limit = drain_limit_s if drain_limit_s is not None else max(horizon_s, 3600.0)
-        self.clients = clients
         self.jitter_rng = jitter_rng
         self.interval = timeline_interval_s
-        self.deps = [
-            DeploymentState(
-                index=i,
-                name=p.name,
-                shape=p.shape,
-                max_queue=p.max_queue,
-                queue_on_cold_start=p.queue_on_cold_start,
-            )
-            for i, p in enumerate(plans)
-        ]
-        self._build_request_table()
-        self.heap: list[tuple[float, int, int, object, int]] = []
-        self._seq = itertools.count()
-        self.outstanding = self.n
+        self.state = self._initial_state(plans, clients)
+        self.n_replicas = 0
         self.replica_records: list[ReplicaRecord] = []
         self.timeline: list[TimelineRow] = []
-        self._replica_ids = itertools.count()
+        self.ready_area = np.zeros(len(plans))
+        self._ready_t = np.zeros(len(plans))
+        self.max_ready = np.zeros(len(plans), dtype=np.int64)
         self._last_sample_t = 0.0
         self._last_snapshot: dict[int, tuple[float, ...]] = {}
+        self.end_s = 0.0
 
     # -- set-up ------------------------------------------------------------
-    def _build_request_table(self) -> None:
-        times = np.concatenate([p.arrival_s for p in self.plans]) if self.plans else np.zeros(0)
-        dep = np.concatenate(
-            [np.full(len(p.arrival_s), i, dtype=np.int64) for i, p in enumerate(self.plans)]
-        ) if self.plans else np.zeros(0, dtype=np.int64)
-        inp = np.concatenate([p.input_tokens for p in self.plans]) if self.plans else dep
-        out = np.concatenate([p.output_tokens for p in self.plans]) if self.plans else dep
-        order = np.argsort(times, kind="stable")  # ties: deployment order, then trace order
-        self.n = n = len(times)
-        self.arrival = times[order].astype(np.float64)
-        self.dep_of = dep[order].astype(np.int64)
-        self.inp = inp[order].astype(np.int64)
-        self.out = out[order].astype(np.int64)
-        # Hot-path columns as Python lists: element access is several times
-        # cheaper than on numpy arrays.  Converted back once, at the end.
-        self._arr = self.arrival.tolist()
-        self._dep = self.dep_of.tolist()
-        self._in = self.inp.tolist()
-        self._out = self.out.tolist()
-        nan = math.nan
-        self.attempt_s = [nan] * n  # arrival of the latest attempt
-        self.start_s = [nan] * n  # admitted to a replica
-        self.first_token_s = [nan] * n
-        self.finish_s = [nan] * n
-        self.status = [IN_FLIGHT] * n
-        self.attempts = [0] * n
-        self.replica_of = [-1] * n
-        self.replicas_by_id: list[Replica] = []
-
-    def add_replica(self, dep: DeploymentState, datacenter: str) -> Replica:
-        """Bring a ready replica into ``dep`` at the current time."""
-        t = self.env.now
-        rep = Replica(next(self._replica_ids), dep, dep.shape, datacenter)
-        self.replicas_by_id.append(rep)
-        dep.add_replica(rep, t)
-        self.replica_records.append(
-            ReplicaRecord(deployment=dep.index, datacenter=datacenter, gpus=dep.shape.gpus, ready_s=t)
+    def _initial_state(self, plans: list[DeploymentPlan], clients: ClientPolicy) -> KernelState:
+        n_dep = len(plans)
+        times = np.concatenate([p.arrival_s for p in plans]).astype(np.float64)
+        dep = np.concatenate([np.full(len(p.arrival_s), i, np.int64) for i, p in enumerate(plans)])
+        inp = np.concatenate([p.input_tokens for p in plans]).astype(np.int64)
+        out = np.concatenate([p.output_tokens for p in plans]).astype(np.int64)
+        work = np.concatenate(
+            [np.asarray(p.shape.prefill_seconds(p.input_tokens), np.float64) for p in plans]
         )
-        self._fill(rep, t)
-        self._schedule(rep)
-        return rep
+        order = np.argsort(times, kind="stable")  # ties: deployment order, then trace order
+        n = len(times)
+        maxc = np.array([p.shape.max_concurrency for p in plans], np.int64)
+        width = int(maxc.max()) + 1
+        d_M = np.zeros((n_dep, width))
+        d_C = np.zeros((n_dep, width))
+        d_m1 = np.zeros(n_dep)
+        d_c1 = np.zeros(n_dep)
+        for i, p in enumerate(plans):
+            M, m1, C, c1 = p.shape.step_table(int(maxc[i]))
+            d_M[i, : len(M)] = M
+            d_C[i, : len(C)] = C
+            d_m1[i], d_c1[i] = m1, c1
+        nan = np.full(n, np.nan)
+        ints = np.zeros(n_dep, np.int64)
+        floats = np.zeros(n_dep)
+        none = np.full(n_dep, -1, np.int64)
+        counters = np.zeros(K.N_COUNTERS, np.int64)
+        counters[K.C_OUTSTANDING] = n
+        return KernelState(
+            arrival=times[order], dep=dep[order], inp=inp[order], out=out[order],
+            pf_work=work[order], attempt_t=nan.copy(), start_t=nan.copy(),
+            first_t=nan.copy(), finish_t=nan.copy(), status=np.zeros(n, np.int64),
+            attempts=np.zeros(n, np.int64), replica=np.full(n, -1, np.int64),
+            link=np.full(n, -1, np.int64),
+            d_maxc=maxc, d_kvcap=np.array([p.shape.kv_capacity_tokens for p in plans], np.int64),
+            d_chunk=np.array([float(p.shape.prefill_chunk) for p in plans]),
+            d_M=d_M, d_C=d_C, d_m1=d_m1, d_c1=d_c1,
+            d_max_queue=np.array([-1 if p.max_queue is None else p.max_queue for p in plans],
+                                 np.int64),
+            d_queue_cold=np.array([int(p.queue_on_cold_start) for p in plans], np.int64),
+            d_notify_503=ints.copy(), d_q_head=none.copy(), d_q_tail=none.copy(),
+            d_q_len=ints.copy(), d_q_area=floats.copy(), d_q_t=floats.copy(),
+            d_http_503=ints.copy(), d_http_429=ints.copy(), d_arrivals=ints.copy(),
+            d_completions=ints.copy(), d_tokens_in=ints.copy(), d_tokens_out=ints.copy(),
+            d_reps=np.full((n_dep, 4), -1, np.int64), d_nreps=ints.copy(),
+            r_dep=np.zeros(0, np.int64), r_n=np.zeros(0, np.int64),
+            r_kv_res=np.zeros(0, np.int64), r_kv=np.zeros(0), r_pf_head=np.zeros(0, np.int64),
+            r_pf_tail=np.zeros(0, np.int64), r_pf_left=np.zeros(0), r_vtime=np.zeros(0),
+            r_rate_d=np.zeros(0), r_rate_p=np.zeros(0), r_last=np.zeros(0),
+            r_busy=np.zeros(0), r_busy_since=np.zeros(0), r_heap_off=np.zeros(0, np.int64),
+            r_heap_n=np.zeros(0, np.int64), hv=np.zeros(0), hr=np.zeros(0, np.int64),
+            ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
+            rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
+            rt_req=np.zeros(1024, np.int64),
+            uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
+            client=clients.as_array(), counters=counters,
+        )
 
-    # -- the request path --------------------------------------------------
-    def _schedule(self, rep: Replica) -> None:
-        old = rep.due
-        due = rep.reschedule()
-        if due != old:
-            rep.version += 1
-            if due < _INF:
-                heapq.heappush(self.heap, (due, next(self._seq), _REPLICA_DUE, rep, rep.version))
+    # -- the control plane's hands on the request path ---------------------
+    def add_replica(self, dep: int, datacenter: str) -> int:
+        """Bring a ready replica into deployment ``dep`` at the current time; its id."""
+        s = self.state
+        r = self.n_replicas
+        if r >= len(s.r_dep):
+            self._grow_replicas(max(8, 2 * len(s.r_dep)))
+        if s.d_nreps[dep] >= s.d_reps.shape[1]:
+            wider = np.full((s.d_reps.shape[0], 2 * s.d_reps.shape[1]), -1, np.int64)
+            wider[:, : s.d_reps.shape[1]] = s.d_reps
+            s.d_reps = wider
+        maxc = int(s.d_maxc[dep])
+        off = int(s.r_heap_off[r - 1] + s.d_maxc[s.r_dep[r - 1]]) if r else 0
+        if off + maxc > len(s.hv):
+            size = max(2 * len(s.hv), off + maxc)
+            s.hv = np.resize(s.hv, size)
+            s.hr = np.resize(s.hr, size)
+        t = self.env.now
+        s.r_dep[r] = dep
+        s.r_n[r] = s.r_kv_res[r] = s.r_heap_n[r] = 0
+        s.r_kv[r] = s.r_pf_left[r] = s.r_vtime[r] = 0.0
+        s.r_rate_d[r] = s.r_rate_p[r] = s.r_busy[r] = 0.0
+        s.r_pf_head[r] = s.r_pf_tail[r] = -1
+        s.r_last[r] = s.r_busy_since[r] = t
+        s.r_heap_off[r] = off
+        # a new entry at the end of the indexed heap, key infinity: no sifting needed
+        s.ih_key[r] = _INF
+        s.ih_item[r] = r
+        s.ih_pos[r] = r
+        self.n_replicas = r + 1
+        s.counters[K.C_REPLICA_HEAP] = self.n_replicas
+        self._touch_ready(dep, t)
+        s.d_reps[dep, s.d_nreps[dep]] = r
+        s.d_nreps[dep] += 1
+        self.max_ready[dep] = max(self.max_ready[dep], s.d_nreps[dep])
+        self.replica_records.append(
+            ReplicaRecord(deployment=dep, datacenter=datacenter,
+                          gpus=self.plans[dep].shape.gpus, ready_s=t)
+        )
+        return r
 
-    def _attempt(self, req: int, t: float) -> None:
-        """A request (or a retry of it) reaches its deployment's router at ``t``."""
-        dep = self.deps[self._dep[req]]
-        self.attempts[req] += 1
-        self.attempt_s[req] = t
-        if not dep.replicas and not dep.queue_on_cold_start:
-            dep.http_503 += 1
-            self._retry_or_fail(req, t, FAILED_503)
-            return
-        if not dep.queue:
-            rep = dep.pick_replica(self._in[req] + self._out[req])
-            if rep is not None:
-                rep.advance(t)
-                self._admit(rep, req, t)
-                self._schedule(rep)
-                return
-        if dep.max_queue is not None and len(dep.queue) >= dep.max_queue:
-            dep.http_429 += 1
-            self._retry_or_fail(req, t, REJECTED_429)
-            return
-        dep.touch_queue(t)
-        dep.queue.append(req)
+    def _grow_replicas(self, cap: int) -> None:
+        s = self.state
+        for name in ("r_dep", "r_n", "r_kv_res", "r_kv", "r_pf_head", "r_pf_tail", "r_pf_left",
+                     "r_vtime", "r_rate_d", "r_rate_p", "r_last", "r_busy", "r_busy_since",
+                     "r_heap_off", "r_heap_n", "ih_key", "ih_item", "ih_pos"):
+            old = getattr(s, name)
+            new = np.zeros(cap, old.dtype)
+            new[: len(old)] = old
+            setattr(s, name, new)
 
-    def _admit(self, rep: Replica, req: int, t: float) -> None:
-        self.start_s[req] = t
-        self.replica_of[req] = rep.id
-        rep.admit(req, t, self._in[req], self._out[req])
+    def _touch_ready(self, dep: int, t: float) -> None:
+        self.ready_area[dep] += self.state.d_nreps[dep] * (t - self._ready_t[dep])
+        self._ready_t[dep] = t
 
-    def _retry_or_fail(self, req: int, t: float, status: int) -> None:
-        retry = self.attempts[req]  # the retry number this would be
-        if retry <= self.clients.max_retries:
-            due = t + self.clients.delay(retry, self.jitter_rng)
-            heapq.heappush(self.heap, (due, next(self._seq), _RETRY, req, 0))
-        else:
-            self.status[req] = status
-            self.finish_s[req] = t
-            self.outstanding -= 1
+    # -- monitors ----------------------------------------------------------
+    def queue_area(self, dep: int, t: float) -> float:
+        s = self.state
+        return float(s.d_q_area[dep] + s.d_q_len[dep] * (t - s.d_q_t[dep]))
 
-    def _on_replica(self, rep: Replica, t: float) -> None:
-        """A prefill or a decode finished on ``rep`` at ``t``."""
-        rep.due = _INF  # its heap entry has just been consumed
-        rep.advance(t)
-        while (req := rep.pop_prefilled(self._in)) is not None:
-            self.first_token_s[req] = t
-            if self._out[req] > 1:
-                rep.start_decode(req, self._out[req] - 1)
-            else:
-                self._finish(rep, req, t)
-        while (req := rep.pop_decoded()) is not None:
-            self._finish(rep, req, t)
-        self._fill(rep, t)
-        self._schedule(rep)
+    def busy_time(self, dep: int, t: float) -> float:
+        """Replica-seconds of ``dep`` with at least one request in service, up to ``t``."""
+        s = self.state
+        mine = s.r_dep[: self.n_replicas] == dep
+        busy = s.r_busy[: self.n_replicas][mine]
+        active = s.r_n[: self.n_replicas][mine] > 0
+        since = s.r_busy_since[: self.n_replicas][mine]
+        return float(busy.sum() + (t - since[active]).sum())
 
-    def _finish(self, rep: Replica, req: int, t: float) -> None:
-        self.finish_s[req] = t
-        self.status[req] = OK
-        rep.release(t, self._in[req], self._out[req])
-        rep.deployment.completions += 1
-        self.outstanding -= 1
-
-    def _fill(self, rep: Replica, t: float) -> None:
-        """Admit queued requests of ``rep``'s deployment while ``rep`` has room (FCFS)."""
-        dep = rep.deployment
-        queue = dep.queue
-        if not queue:
-            return
-        dep.touch_queue(t)
-        while queue and rep.fits(self._in[queue[0]] + self._out[queue[0]]):
-            self._admit(rep, queue.popleft(), t)
-
-    # -- the control plane -------------------------------------------------
     def _sampler(self) -> simpy.events.ProcessGenerator:
         while True:
             yield self.env.timeout(self.interval)
@@ -278,92 +279,76 @@ class Simulation:
         span = t - self._last_sample_t
         if span <= 0:
             return
-        for d in self.deps:
-            d.touch_queue(t)
-            d.touch_ready(t)
-            now = (d.first_arrivals, d.completions, d.queue_area, d.ready_area,
-                   d.busy_time(t), d.http_503, d.http_429)
-            prev = self._last_snapshot.get(d.index, (0, 0, 0.0, 0.0, 0.0, 0, 0))
+        s = self.state
+        for d in range(len(self.plans)):
+            self._touch_ready(d, t)
+            now = (
+                float(s.d_arrivals[d]), float(s.d_completions[d]), self.queue_area(d, t),
+                float(self.ready_area[d]), self.busy_time(d, t),
+                float(s.d_http_503[d]), float(s.d_http_429[d]),
+            )
+            prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
-            ready_area = delta[3]
+            ready = int(s.d_nreps[d])
             self.timeline.append(
                 TimelineRow(
-                    t_end=t,
-                    interval_s=span,
-                    deployment=d.index,
-                    arrivals=int(delta[0]),
-                    completions=int(delta[1]),
-                    ready_replicas=len(d.replicas),
-                    desired_replicas=len(d.replicas),
-                    gpus_allocated=len(d.replicas) * d.shape.gpus,
+                    t_end=t, interval_s=span, deployment=d,
+                    arrivals=round(delta[0]), completions=round(delta[1]),
+                    ready_replicas=ready, desired_replicas=ready,
+                    gpus_allocated=ready * self.plans[d].shape.gpus,
                     queue_depth=delta[2] / span,
-                    utilization=delta[4] / ready_area if ready_area > 0 else 0.0,
-                    http_503=int(delta[5]),
-                    http_429=int(delta[6]),
+                    utilization=delta[4] / delta[3] if delta[3] > 0 else 0.0,
+                    http_503=round(delta[5]), http_429=round(delta[6]),
                 )
             )
-            self._last_snapshot[d.index] = now
+            self._last_snapshot[d] = now
         self._last_sample_t = t
 
     # -- the loop ----------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> None:
         env = self.env
-        for dep, plan in zip(self.deps, self.plans, strict=True):
+        for dep, plan in enumerate(self.plans):
             for _ in range(plan.replicas):
                 self.add_replica(dep, plan.datacenter)
         env.process(self._sampler())
-
-        arrivals, dep_of = self._arr, self._dep
-        deps = self.deps
-        heap = self.heap
-        heappop = heapq.heappop
-        n = self.n
-        i = 0
+        s = self.state
         horizon, stop = self.horizon, self.horizon + self.drain_limit
-        next_report = 0.0
-        report_every = max(self.horizon / 200.0, 1e-9)
-        ta = arrivals[0] if n else _INF
         while True:
-            th = heap[0][0] if heap else _INF
-            t = ta if ta < th else th
             tc = env.peek()
-            if tc <= t:
-                if (tc > horizon and self.outstanding == 0) or tc > stop:
-                    break
-                env.step()
+            limit = min(tc, stop)
+            reason, t = K.run_until(limit, *s.args())
+            if reason == K.STOP_NEED_UNIFORMS:
+                s.uniforms = self.jitter_rng.random(_UNIFORM_BLOCK)
+                s.counters[K.C_UNIFORM] = 0
                 continue
-            if t > stop:
+            if reason == K.STOP_RETRY_FULL:
+                size = 2 * len(s.rt_t)
+                s.rt_t, s.rt_seq, s.rt_req = (np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req))
+                continue
+            if reason == K.STOP_503:
+                env.advance(t)
+                continue
+            # every request event before the next control event is done
+            if tc > stop or (tc > horizon and s.counters[K.C_OUTSTANDING] == 0):
                 break
-            env.advance(t)
-            if th <= ta:
-                _, _, kind, obj, version = heappop(heap)
-                if kind == _REPLICA_DUE:
-                    rep: Replica = obj  # type: ignore[assignment]
-                    if version == rep.version:
-                        self._on_replica(rep, t)
-                else:
-                    self._attempt(obj, t)  # type: ignore[arg-type]
-            else:
-                deps[dep_of[i]].first_arrivals += 1
-                self._attempt(i, t)
-                i += 1
-                ta = arrivals[i] if i < n else _INF
-            if progress is not None and t >= next_report:
-                progress(min(t, horizon))
-                next_report = t + report_every
-        self._close(env.now)
-        if progress is not None:
-            progress(horizon)
+            env.step()
+            if progress is not None:
+                progress(min(env.now, horizon))
+        if tc > stop:
+            end = stop
+        else:
+            finished = s.finish_t[~np.isnan(s.finish_t)]
+            end = max(env.now, horizon, float(finished.max()) if len(finished) else 0.0)
+        self._close(end)
 
     def _close(self, t: float) -> None:
         """Stop the clock at ``t``: replicas stop, unfinished requests are marked."""
+        self.env.advance(t)
         self._sample(t)
-        for dep in self.deps:
-            dep.touch_queue(t)
-            dep.touch_ready(t)
+        for d in range(len(self.plans)):
+            self._touch_ready(d, t)
         for rec in self.replica_records:
             rec.stopped_s = min(rec.stopped_s, t)
-        for req in range(self.n):
-            if self.status[req] == IN_FLIGHT:
-                self.status[req] = UNFINISHED
+        s = self.state
+        s.status[s.status == K.IN_FLIGHT] = K.UNFINISHED
         self.end_s = t

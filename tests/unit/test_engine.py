@@ -19,11 +19,11 @@ class ConstantShape:
         self.prefill_chunk = chunk
         self.max_concurrency = max_concurrency
 
-    def prefill_rate(self) -> float:
-        return self._prefill
+    def prefill_seconds(self, input_tokens):
+        return np.asarray(input_tokens, float) / self._prefill
 
-    def decode_step_time(self, batch: int, kv_tokens: float) -> float:
-        return self._step
+    def step_table(self, max_batch):
+        return np.full(max_batch + 1, self._step), 0.0, np.zeros(max_batch + 1), 0.0
 
 
 def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clients=None,
@@ -41,8 +41,8 @@ def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clie
 
 def test_prefill_then_decode_alone():
     sim = simulate([0.0], [500], [11])
-    assert sim.first_token_s[0] == pytest.approx(0.5)
-    assert sim.finish_s[0] == pytest.approx(0.6)
+    assert sim.state.first_t[0] == pytest.approx(0.5)
+    assert sim.state.finish_t[0] == pytest.approx(0.6)
 
 
 def test_chunked_prefill_shares_iterations_with_decode():
@@ -50,57 +50,61 @@ def test_chunked_prefill_shares_iterations_with_decode():
     # iteration lasts 0.01 + 100/1000 = 0.11 s and carries 100 prompt tokens,
     # so B's 100-token prefill takes 0.11 s and A decodes one token meanwhile.
     sim = simulate([0.0, 0.55], [500, 100], [11, 2])
-    assert sim.first_token_s[1] == pytest.approx(0.66)
-    assert sim.finish_s[1] == pytest.approx(0.67)
-    assert sim.finish_s[0] == pytest.approx(0.70)
+    assert sim.state.first_t[1] == pytest.approx(0.66)
+    assert sim.state.finish_t[1] == pytest.approx(0.67)
+    assert sim.state.finish_t[0] == pytest.approx(0.70)
 
 
 def test_fcfs_queue_when_concurrency_is_full():
     shape = ConstantShape(max_concurrency=1)
     sim = simulate([0.0, 0.1], [100, 100], [11, 11], shape=shape)
     # first: prefill 0.1 s + 10 steps = 0.2 s; second waits until 0.2
-    assert sim.start_s[1] == pytest.approx(0.2)
-    assert sim.finish_s[1] == pytest.approx(0.4)
+    assert sim.state.start_t[1] == pytest.approx(0.2)
+    assert sim.state.finish_t[1] == pytest.approx(0.4)
 
 
 def test_max_queue_rejects_with_429():
     shape = ConstantShape(max_concurrency=1)
     sim = simulate([0.0, 0.01, 0.02], [100] * 3, [11] * 3, shape=shape, max_queue=1)
-    assert sim.status == [1, 1, 3]  # ok, ok, rejected_429
-    assert sim.deps[0].http_429 == 1
+    assert list(sim.state.status) == [1, 1, 3]  # ok, ok, rejected_429
+    assert sim.state.d_http_429[0] == 1
 
 
 def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
     clients = ClientPolicy(max_retries=5, backoff_base=1.0, backoff_max=60.0, jitter=False)
     sim = simulate([0.0], [10], [2], replicas=0, clients=clients)
-    assert sim.attempts[0] == 6
-    assert sim.status[0] == 2  # failed_503
+    assert sim.state.attempts[0] == 6
+    assert sim.state.status[0] == 2  # failed_503
     # attempts at 0, 1, 3, 7, 15, 31: the last one fails at t = 31
-    assert sim.finish_s[0] == pytest.approx(31.0)
-    assert sim.deps[0].http_503 == 6
+    assert sim.state.finish_t[0] == pytest.approx(31.0)
+    assert sim.state.d_http_503[0] == 6
 
 
 def test_backoff_is_capped():
-    policy = ClientPolicy(max_retries=10, backoff_base=1.0, backoff_max=60.0, jitter=False)
-    rng = np.random.default_rng(0)
-    assert [policy.delay(k, rng) for k in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    # 10 retries, cap 8 s: attempts at 0, 1, 3, 7, 15, 23, 31, 39, 47, 55, 63
+    clients = ClientPolicy(max_retries=10, backoff_base=1.0, backoff_max=8.0, jitter=False)
+    sim = simulate([0.0], [10], [2], replicas=0, clients=clients)
+    assert sim.state.attempts[0] == 11
+    assert sim.state.finish_t[0] == pytest.approx(63.0)
 
 
-def test_full_jitter_stays_within_the_cap():
-    policy = ClientPolicy(backoff_base=1.0, backoff_max=60.0, jitter=True)
-    rng = np.random.default_rng(1)
-    delays = [policy.delay(4, rng) for _ in range(1000)]
-    assert 0.0 <= min(delays) and max(delays) <= 8.0
-    assert np.mean(delays) == pytest.approx(4.0, rel=0.1)
+def test_full_jitter_draws_delays_within_the_cap():
+    # one retry each, drawn uniformly in [0, 4 s)
+    clients = ClientPolicy(max_retries=1, backoff_base=4.0, backoff_max=60.0, jitter=True)
+    n = 2000
+    sim = simulate(np.zeros(n), [10] * n, [2] * n, replicas=0, clients=clients)
+    delays = sim.state.finish_t  # the second (last) attempt fails at 0 + delay
+    assert delays.min() >= 0.0 and delays.max() < 4.0
+    assert delays.mean() == pytest.approx(2.0, rel=0.05)
 
 
 def test_kv_capacity_limits_admission():
     shape = ConstantShape(max_concurrency=8)
     shape.kv_capacity_tokens = 150  # two requests of 100 tokens do not fit together
     sim = simulate([0.0, 0.0], [50, 50], [50, 50], shape=shape)
-    assert sim.start_s[1] == pytest.approx(sim.finish_s[0])
+    assert sim.state.start_t[1] == pytest.approx(sim.state.finish_t[0])
 
 
 def test_least_loaded_routing_spreads_requests():
     sim = simulate([0.0, 0.0, 0.0, 0.0], [10] * 4, [100] * 4, replicas=2)
-    assert sorted(sim.replica_of) == [0, 0, 1, 1]
+    assert sorted(sim.state.replica) == [0, 0, 1, 1]
