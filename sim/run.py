@@ -100,35 +100,29 @@ def run(
 
 
 def _requests_table(sim: Simulation) -> pd.DataFrame:
-    names = [d.name for d in sim.deps]
-    status_codes = np.asarray(sim.status, dtype=np.int64)
-    replica = np.asarray(sim.replica_of, dtype=np.int64)
-    dcs = [r.datacenter for r in sim.replicas_by_id]
+    st = sim.state
+    dcs = [rec.datacenter for rec in sim.replica_records]
     df = pd.DataFrame(
         {
-            "deployment": pd.Categorical.from_codes(sim.dep_of, categories=names),
-            "arrival_s": sim.arrival,
-            "attempt_s": np.asarray(sim.attempt_s),
-            "start_s": np.asarray(sim.start_s),
-            "first_token_s": np.asarray(sim.first_token_s),
-            "finish_s": np.asarray(sim.finish_s),
-            "status": pd.Categorical.from_codes(
-                status_codes, categories=[STATUS_NAMES[k] for k in sorted(STATUS_NAMES)]
-            ),
-            "attempts": np.asarray(sim.attempts, dtype=np.int64),
-            "input_tokens": sim.inp,
-            "output_tokens": sim.out,
+            "deployment": pd.Categorical.from_codes(st.dep, categories=sim.names),
+            "arrival_s": st.arrival,
+            "attempt_s": st.attempt_t,
+            "start_s": st.start_t,
+            "first_token_s": st.first_t,
+            "finish_s": st.finish_t,
+            "status": pd.Categorical.from_codes(st.status, categories=list(STATUS_NAMES)),
+            "attempts": st.attempts,
+            "input_tokens": st.inp,
+            "output_tokens": st.out,
             "datacenter": pd.Categorical.from_codes(
-                _dc_codes(replica, dcs), categories=sorted(set(dcs))
+                _dc_codes(st.replica, dcs), categories=sorted(set(dcs))
             ),
         }
     )
     df["ttft_s"] = df["first_token_s"] - df["attempt_s"]
-    out = df["output_tokens"].to_numpy()
+    out = st.out
     with np.errstate(divide="ignore", invalid="ignore"):
-        df["tpot_s"] = np.where(
-            out > 1, (df["finish_s"] - df["first_token_s"]).to_numpy() / (out - 1), np.nan
-        )
+        df["tpot_s"] = np.where(out > 1, (st.finish_t - st.first_t) / (out - 1), np.nan)
     df["e2e_s"] = df["finish_s"] - df["arrival_s"]
     return df
 
@@ -143,12 +137,11 @@ def _dc_codes(replica: np.ndarray, dcs: list[str]) -> np.ndarray:
 
 
 def _timeline_table(sim: Simulation) -> pd.DataFrame:
-    names = [d.name for d in sim.deps]
     df = pd.DataFrame([row.__dict__ for row in sim.timeline])
     if df.empty:
         return df
     df.insert(0, "t_start", df["t_end"] - df["interval_s"])
-    df["deployment"] = pd.Categorical.from_codes(df["deployment"], categories=names)
+    df["deployment"] = pd.Categorical.from_codes(df["deployment"], categories=sim.names)
     df["arrival_rps"] = df["arrivals"] / df["interval_s"]
     return df
 
@@ -216,27 +209,28 @@ def _summary(
     slo = spec.slo.model_dump()
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
-    for dep_state, dep_spec in zip(sim.deps, spec.deployments, strict=True):
-        name = dep_state.name
+    st = sim.state
+    for d, dep_spec in enumerate(spec.deployments):
+        name = dep_spec.name
         reqs = requests[requests["deployment"] == name]
         bill = billing[billing["deployment"] == name]
         kpis = latency_kpis(reqs, spec.warmup, slo)
-        ready_area = dep_state.ready_area
-        busy = dep_state.busy_time(end)
+        ready_area = float(sim.ready_area[d])
+        busy = sim.busy_time(d, end)
         cost = float(bill["cost_usd"].sum())
         ok = reqs[reqs["status"] == "ok"]
         tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
         kpis.update(
             {
-                "http_503": dep_state.http_503,
-                "http_429": dep_state.http_429,
+                "http_503": int(st.d_http_503[d]),
+                "http_429": int(st.d_http_429[d]),
                 "gpu_seconds": float((bill["seconds"] * bill["gpus"]).sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, reqs),
                 "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
                 "cold_starts": 0,
                 "mean_ready_replicas": ready_area / end if end > 0 else 0.0,
-                "max_ready_replicas": dep_state.max_ready,
+                "max_ready_replicas": int(sim.max_ready[d]),
                 "pending_replica_seconds": 0.0,
                 "utilization": busy / ready_area if ready_area > 0 else 0.0,
             }
@@ -255,8 +249,8 @@ def _summary(
     total["max_ready_replicas"] = max_overlap(
         billing["start_s"].to_numpy(), billing["end_s"].to_numpy()
     )
-    ready_total = sum(d.ready_area for d in sim.deps)
-    busy_total = sum(d.busy_time(end) for d in sim.deps)
+    ready_total = float(sim.ready_area.sum())
+    busy_total = sum(sim.busy_time(d, end) for d in range(len(spec.deployments)))
     total["utilization"] = busy_total / ready_total if ready_total > 0 else 0.0
     return {
         "name": spec.name,
