@@ -341,9 +341,7 @@ class TrafficSpec(Spec):
     def _lengths_given(self) -> TrafficSpec:
         if not isinstance(self.arrivals, TraceArrivals):
             missing = [
-                name
-                for name in ("input_tokens", "output_tokens")
-                if getattr(self, name) is None
+                name for name in ("input_tokens", "output_tokens") if getattr(self, name) is None
             ]
             if missing:
                 raise ValueError(

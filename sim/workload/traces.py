@@ -171,7 +171,9 @@ def _read_csv(path: Path, shown: str) -> _Columns:
     _first(
         problems,
         bad,
-        lambda i: f"cannot read timestamp {stamps_raw[i]!r} (expected e.g. {_TIMESTAMP_EXAMPLE})",
+        lambda i: (
+            f"cannot read timestamp {str(stamps_raw[i])!r} (expected e.g. {_TIMESTAMP_EXAMPLE})"
+        ),
     )
     tokens = [_token_column(np.char.strip(raw[k]), CSV_COLUMNS[k], problems) for k in (1, 2)]
     if problems:
@@ -199,20 +201,22 @@ def _token_column(
     empty = np.char.str_len(text) == 0
     _first(problems, empty, lambda i: f"empty {name} field")
     nan = np.isnan(values) & ~empty
-    _first(problems, nan, lambda i: f"{name} {text[i]!r} is not a number")
+    _first(problems, nan, lambda i: f"{name} {str(text[i])!r} is not a number")
     finite = np.isfinite(values)
-    _first(problems, ~finite & ~nan & ~empty, lambda i: f"{name} {text[i]!r} is not finite")
+    _first(problems, ~finite & ~nan & ~empty, lambda i: f"{name} {str(text[i])!r} is not finite")
     with np.errstate(invalid="ignore"):
         fractional = finite & (values != np.floor(values))
         negative = finite & ~fractional & (values < 0)
         zero = finite & (values == 0)
-    _first(problems, fractional, lambda i: f"{name} {text[i]!r} is not a whole number of tokens")
-    _first(problems, negative, lambda i: f"{name} {text[i]!r} is negative")
+    _first(
+        problems, fractional, lambda i: f"{name} {str(text[i])!r} is not a whole number of tokens"
+    )
+    _first(problems, negative, lambda i: f"{name} {str(text[i])!r} is negative")
     _first(problems, zero, lambda i: f"{name} is 0: a request has at least 1 token")
     _first(
         problems,
         finite & (values > MAX_TOKENS),
-        lambda i: f"{name} {text[i]!r} is too large",
+        lambda i: f"{name} {str(text[i])!r} is too large",
     )
     return np.where(finite, values, 0).astype(np.int64)
 
