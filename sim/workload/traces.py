@@ -164,7 +164,8 @@ def _read_csv(path: Path, shown: str) -> _Columns:
     problems: list[tuple[int, str]] = []
     _first(problems, ~filled[:last], lambda i: "blank line")
     stamps_raw = np.char.strip(raw[0])
-    stamps = pd.to_datetime(pd.Series(stamps_raw), format="ISO8601", errors="coerce")
+    # Times with a UTC offset (Azure 2024 traces) are converted to UTC; naive ones kept.
+    stamps = pd.to_datetime(pd.Series(stamps_raw), format="ISO8601", errors="coerce", utc=True)
     empty = np.char.str_len(stamps_raw) == 0
     _first(problems, empty, lambda i: "empty TIMESTAMP field")
     bad = stamps.isna().to_numpy() & ~empty
@@ -179,7 +180,7 @@ def _read_csv(path: Path, shown: str) -> _Columns:
     if problems:
         row, reason = min(problems, key=lambda p: p[0])
         raise InputError(reason, file=shown, where=f"line {lines[row]}")
-    ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    ns = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     seconds = (ns - ns[0]).astype(np.float64) / 1e9 if ns.size else np.empty(0)
     return seconds, tokens[0], tokens[1], lines
 

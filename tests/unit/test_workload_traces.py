@@ -315,3 +315,14 @@ def test_validate_traffic_checks_empirical_traces_and_looping(tmp_path: Path) ->
     looped = TrafficSpec(arrivals=TraceArrivals(path="one.jsonl", loop=True))
     with pytest.raises(InputError, match="two distinct timestamps"):
         validate_traffic(looped, tmp_path)
+
+
+def test_csv_timestamps_with_utc_offsets_or_t_separator(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER + "2024-05-10 00:00:00.009930+00:00,5,1\n"
+        "2024-05-10T02:00:01+02:00,5,1\n"
+        "2024-05-10 00:00:02.1234567+00:00,5,1\n"
+    )
+    w = read_trace(path)
+    np.testing.assert_allclose(w.arrival_s, [0.0, 0.99007, 2.1135267], rtol=0, atol=1e-9)
