@@ -1,0 +1,288 @@
+"""Calibrate the throughput model against published benchmark tables.
+
+``python -m sim.perf.calibrate`` prints, for the current defaults, the
+per-row table (row, published, model, error %) of
+
+* TensorRT-LLM v0.17's max-load offline throughput (Llama 3.1 8B/70B, TP
+  1/2/4, H200 & H100 FP8, A100 FP16): the calibration set; and
+* the TP 8 rows of the same table: a hold-out for the USL extrapolation,
+
+plus the 70B capacity cliff, and LambdaLabs' vLLM 0.5.4 sweep as published
+(not compared in absolute terms: see docs/throughput.md).  ``--fit`` re-fits
+the calibrated constants (Nelder–Mead on the mean absolute log error);
+``--markdown FILE`` writes the tables for docs/throughput.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.catalog._data import read_csv, read_records
+from sim.perf.params import DEFAULT, PerfParams
+from sim.perf.shape import Shape
+
+# trtllm-bench caps the engine's max batch size at 4096 (finetune_setting in
+# tensorrt_llm/bench/build/tuning.py) and otherwise sizes it to the requests
+# whose ISL+OSL fit in the KV cache - our KV limit; its example run reports
+# "Max Runtime Tokens: 8192" per iteration (perf-overview.md).
+TRTLLM_MAX_BATCH = 4096
+TRTLLM_TOKENS_PER_ITERATION = 8192
+
+_TRT_COLUMNS = {
+    "H200_141GB_fp8": ("H200_141GB", "FP8"),
+    "H100_80GB_fp8": ("H100_80GB", "FP8"),
+    "A100_SXM4_80GB_fp16": ("A100_80GB", "BF16"),  # FP16: same bytes and rate as BF16
+}
+_MODELS = {
+    "Llama-3.1-8B": "llama-v3p1-8b-instruct",
+    "Llama-3.1-70B": "llama-v3p1-70b-instruct",
+}
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    source: str  # which table
+    model: str
+    accelerator: str
+    precision: str
+    gpus: int
+    input_tokens: int
+    output_tokens: int
+    published: float  # output tokens/s of the replica
+
+    @property
+    def label(self) -> str:
+        size = "70B" if "70b" in self.model else "8B"
+        io = f"{self.input_tokens}/{self.output_tokens}"
+        return f"{size} {self.gpus}×{self.accelerator} {self.precision} {io}"
+
+
+def trtllm_rows(table: str = "trtllm_v0.17_perf_overview_llama31.csv") -> list[BenchRow]:
+    """Rows of a TensorRT-LLM v0.17 throughput table (TP 1-4 by default)."""
+    rows = []
+    for r in read_records(table):
+        for column, (accelerator, precision) in _TRT_COLUMNS.items():
+            if r[column]:  # blank = not reported
+                rows.append(BenchRow("trtllm", _MODELS[r["model"]], accelerator, precision,
+                                     int(r["tp"]), int(r["isl"]), int(r["osl"]), float(r[column])))
+    return rows
+
+
+def trtllm_tp8_rows() -> list[BenchRow]:
+    """The TP 8 rows of the same table: a hold-out set for the USL extrapolation."""
+    return trtllm_rows("trtllm_v0.17_perf_overview_llama31_tp8.csv")
+
+
+def lambda_table() -> pd.DataFrame:
+    """LambdaLabs' vLLM 0.5.4 sweep: tok/s by TP degree and its ratio to TP 1 (per GPU)."""
+    table = read_csv("lambda_vllm_v0.5.4_tp_scaling.csv")
+    table = table[table["model"].isin(["Meta-Llama-3.1-8B-FP8", "Meta-Llama-3.1-70B-Instruct-FP8"])]
+    base = table[table["n_gpus_tp"] == 1].set_index(["gpu", "model"])["output_tok_s"]
+    per_gpu = table["output_tok_s"] / table["n_gpus_tp"]
+    ratio = per_gpu / [base[(g, m)] for g, m in zip(table["gpu"], table["model"], strict=True)]
+    return table.assign(per_gpu_vs_tp1=ratio.to_numpy()).reset_index(drop=True)
+
+
+def bench_shape(row: BenchRow, params: PerfParams = DEFAULT) -> Shape:
+    """The shape the benchmark ran, with its engine's batch and chunk limits."""
+    p = params.with_(prefill_chunk=TRTLLM_TOKENS_PER_ITERATION)
+    return Shape(row.model, row.accelerator, row.gpus, row.precision,
+                 max_concurrency=TRTLLM_MAX_BATCH, params=p)
+
+
+def predict(row: BenchRow, params: PerfParams = DEFAULT) -> float:
+    """Model output tokens/s for a benchmark row: max_throughput at its ISL/OSL."""
+    return bench_shape(row, params).max_throughput(row.input_tokens, row.output_tokens)
+
+
+def error_table(rows: Sequence[BenchRow], params: PerfParams = DEFAULT) -> pd.DataFrame:
+    """One line per row: label, published, model, error % (model vs published)."""
+    out = []
+    for row in rows:
+        model = predict(row, params)
+        out.append({"row": row.label, "published": row.published, "model": model,
+                    "error_pct": 100.0 * (model / row.published - 1.0)})
+    return pd.DataFrame(out)
+
+
+def summary(table: pd.DataFrame) -> dict[str, float]:
+    err = table["error_pct"].abs()
+    return {"rows": float(len(table)), "median_abs_error_pct": float(err.median()),
+            "mean_abs_error_pct": float(err.mean()), "max_abs_error_pct": float(err.max())}
+
+
+def cliff_ratio(params: PerfParams = DEFAULT, accelerator: str = "H100_80GB",
+                input_tokens: int = 1000, output_tokens: int = 1000) -> float:
+    """Per-GPU throughput of 70B FP8 on 1 GPU over that on 2 (TensorRT-LLM limits)."""
+    one, two = (predict(BenchRow("trtllm", "llama-v3p1-70b-instruct", accelerator, "FP8", n,
+                                 input_tokens, output_tokens, 1.0), params) for n in (1, 2))
+    return one / (two / 2.0)
+
+
+CLIFF_CASES = ((128, 2048), (500, 2000), (1000, 1000), (2048, 128), (5000, 500))
+
+
+def published_cliff_ratio(input_tokens: int, output_tokens: int,
+                          accelerator: str = "H100_80GB") -> float:
+    """The same ratio from the TensorRT-LLM table."""
+    def value(n: int) -> float:
+        return next(r.published for r in trtllm_rows() if r.gpus == n and r.accelerator ==
+                    accelerator and "70b" in r.model and r.input_tokens == input_tokens
+                    and r.output_tokens == output_tokens)
+    return value(1) / (value(2) / 2.0)
+
+
+# --- fitting ----------------------------------------------------------------
+
+_FITTED = ("bandwidth_efficiency", "compute_default", "compute_a100", "overlap", "sigma",
+           "kappa", "memory_reserve")
+
+
+def _unpack(z: np.ndarray) -> dict[str, float]:
+    """Unconstrained z → parameters in their ranges (logistic / square maps)."""
+    def unit(v: float) -> float:
+        return 1.0 / (1.0 + math.exp(-v))
+    return {"bandwidth_efficiency": unit(z[0]), "compute_default": unit(z[1]),
+            "compute_a100": unit(z[2]), "overlap": unit(z[3]), "sigma": z[4] ** 2,
+            "kappa": z[5] ** 2, "memory_reserve": 0.3 * unit(z[6])}
+
+
+def _pack(p: PerfParams) -> np.ndarray:
+    def logit(v: float) -> float:
+        v = min(max(v, 1e-4), 1 - 1e-4)
+        return math.log(v / (1.0 - v))
+    return np.array([logit(p.bandwidth_efficiency), logit(p.efficiency("H100_80GB")),
+                     logit(p.efficiency("A100_80GB")), logit(p.overlap), math.sqrt(p.sigma),
+                     math.sqrt(p.kappa), logit(p.memory_reserve / 0.3)])
+
+
+def _params(values: dict[str, float], base: PerfParams) -> PerfParams:
+    return base.with_(
+        bandwidth_efficiency=values["bandwidth_efficiency"],
+        compute_efficiency={"default": values["compute_default"],
+                            "A100_80GB": values["compute_a100"]},
+        overlap=values["overlap"], sigma=values["sigma"], kappa=values["kappa"],
+        memory_reserve=values["memory_reserve"])
+
+
+def loss(rows: Sequence[BenchRow], params: PerfParams) -> float:
+    """Mean absolute log error; a row that does not fit counts as a large error."""
+    total = 0.0
+    for row in rows:
+        try:
+            model = predict(row, params)
+        except Exception:  # the shape no longer fits with these parameters
+            model = 0.0
+        total += abs(math.log(max(model, 1e-9) / row.published))
+    return total / len(rows)
+
+
+def _nelder_mead(f: Callable[[np.ndarray], float], x0: np.ndarray, step: float,
+                 iterations: int) -> tuple[np.ndarray, float]:
+    n = len(x0)
+    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
+    values = [f(x) for x in simplex]
+    for _ in range(iterations):
+        order = np.argsort(values)
+        simplex, values = [simplex[i] for i in order], [values[i] for i in order]
+        centre = np.mean(simplex[:-1], axis=0)
+        reflected = centre + (centre - simplex[-1])
+        fr = f(reflected)
+        if fr < values[0]:
+            expanded = centre + 2.0 * (centre - simplex[-1])
+            fe = f(expanded)
+            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = reflected, fr
+        else:
+            contracted = centre + 0.5 * (simplex[-1] - centre)
+            fc = f(contracted)
+            if fc < values[-1]:
+                simplex[-1], values[-1] = contracted, fc
+            else:
+                simplex = [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex]
+                values = [f(x) for x in simplex]
+    best = int(np.argmin(values))
+    return simplex[best], values[best]
+
+
+def fit(rows: Sequence[BenchRow] | None = None, start: PerfParams = DEFAULT,
+        free: Sequence[str] = _FITTED) -> PerfParams:
+    """Fitted constants: those named in ``free`` move, the others keep ``start``'s values."""
+    rows = list(rows or trtllm_rows())
+    unknown = set(free) - set(_FITTED)
+    if unknown:
+        raise ValueError(f"cannot fit {sorted(unknown)} (fittable: {', '.join(_FITTED)})")
+    fixed = _unpack(_pack(start))
+
+    def values(z: np.ndarray) -> dict[str, float]:
+        return {k: (v if k in free else fixed[k]) for k, v in _unpack(z).items()}
+
+    def objective(z: np.ndarray) -> float:
+        return loss(rows, _params(values(z), start))
+
+    z = _pack(start)
+    for step in (0.5, 0.2, 0.05):  # restarts with a shrinking simplex
+        z, _ = _nelder_mead(objective, z, step, iterations=300)
+    return _params(values(z), start)
+
+
+# --- command line -------------------------------------------------------------
+
+def _markdown(table: pd.DataFrame) -> str:
+    lines = ["| row | published tok/s | model tok/s | error % |", "|---|---:|---:|---:|"]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r.row} | {r.published:,.0f} | {r.model:,.0f} | {r.error_pct:+.1f} |")
+    return "\n".join(lines)
+
+
+def report(params: PerfParams = DEFAULT) -> str:
+    """The calibration report (markdown) for ``params``."""
+    parts = []
+    for title, rows in (("TensorRT-LLM v0.17, TP 1-4 (calibration set)", trtllm_rows()),
+                        ("TensorRT-LLM v0.17, 70B TP 8 (hold-out)", trtllm_tp8_rows())):
+        table = error_table(rows, params)
+        s = summary(table)
+        parts.append(f"### {title}\n\n{_markdown(table)}\n\n"
+                     f"{int(s['rows'])} rows: median |error| {s['median_abs_error_pct']:.1f} %, "
+                     f"mean {s['mean_abs_error_pct']:.1f} %, max {s['max_abs_error_pct']:.1f} %.")
+    lines = ["| ISL/OSL | published | model |", "|---|---:|---:|"]
+    for i, o in CLIFF_CASES:
+        lines.append(f"| {i}/{o} | {published_cliff_ratio(i, o):.2f} | "
+                     f"{cliff_ratio(params, 'H100_80GB', i, o):.2f} |")
+    parts.append("### 70B capacity cliff on H100 FP8: per-GPU throughput of TP 1 / TP 2\n\n"
+                 + "\n".join(lines))
+    lam = ["| GPU | model | TP | output tok/s | per GPU vs TP 1 |", "|---|---|---:|---:|---:|"]
+    for r in lambda_table().itertuples(index=False):
+        lam.append(f"| {r.gpu} | {r.model} | {r.n_gpus_tp} | {r.output_tok_s:,.0f} | "
+                   f"{r.per_gpu_vs_tp1:.2f} |")
+    parts.append("### vLLM 0.5.4 (LambdaLabs), as published\n\n" + "\n".join(lam))
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sim.perf.calibrate", description=__doc__)
+    parser.add_argument("--fit", action="store_true", help="re-fit the calibrated constants")
+    parser.add_argument("--markdown", metavar="FILE", help="write the report to FILE")
+    args = parser.parse_args(argv)
+    params = DEFAULT
+    if args.fit:
+        params = fit()
+        print("fitted:", {k: round(v, 4) for k, v in _unpack(_pack(params)).items()})
+        before, after = loss(trtllm_rows(), DEFAULT), loss(trtllm_rows(), params)
+        print(f"mean |log error| {after:.4f} (current defaults: {before:.4f})")
+    text = report(params)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Default constants of the throughput model, each with its source.
+
+The efficiencies, the overlap, the USL coefficients and the memory reserve are
+calibrated against the published TensorRT-LLM v0.17 throughput table
+(``python -m sim.perf.calibrate --fit``; table and errors in
+docs/throughput.md).  The scheduler limits are vLLM's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PerfParams:
+    # Fraction of datasheet HBM bandwidth that streaming weights / KV achieves.
+    bandwidth_efficiency: float
+    # Fraction of datasheet dense FLOP/s that GEMM-bound work achieves, by
+    # accelerator; "default" for accelerators not listed.
+    compute_efficiency: MappingProxyType[str, float]
+    # Share of the shorter of (memory time, compute time) hidden under the
+    # longer one in a pass: 1 = the pure roofline max(m, c), 0 = m + c.
+    overlap: float
+    # USL contention σ and coherency κ of tensor parallelism.
+    sigma: float
+    kappa: float
+    # Share of each GPU's HBM not available to weights + KV cache: CUDA context,
+    # activations, CUDA graphs, communication buffers, fragmentation.
+    memory_reserve: float
+    # Smallest KV cache, in tokens, a shape must hold to count as fitting.
+    min_kv_tokens: int
+    # Default per-replica cap on running requests.
+    max_concurrency: int
+    # Prompt tokens prefilled per iteration (chunked prefill).
+    prefill_chunk: int
+    # Cost of one draft-model token as a fraction of one target decode step.
+    draft_cost_ratio: float
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def efficiency(self, accelerator: str) -> float:
+        """Compute efficiency of ``accelerator`` (the default when not listed)."""
+        table = self.compute_efficiency
+        return table.get(accelerator, table["default"])
+
+    def with_(self, **changes: Any) -> PerfParams:
+        """A copy with some fields changed (``compute_efficiency`` as a plain dict is fine)."""
+        if "compute_efficiency" in changes:
+            changes["compute_efficiency"] = MappingProxyType(dict(changes["compute_efficiency"]))
+        return replace(self, **changes)
+
+
+DEFAULT = PerfParams(
+    # --- calibrated: python -m sim.perf.calibrate --fit (docs/throughput.md) ---
+    bandwidth_efficiency=0.84,
+    compute_efficiency=MappingProxyType({"default": 0.60, "A100_80GB": 0.95}),
+    overlap=0.0,
+    sigma=0.126,
+    kappa=0.0004,
+    memory_reserve=0.058,
+    # --- cited or stated ---
+    # One 4096-token sequence: a smaller cache cannot serve an ordinary chat
+    # request (gpt-oss's config.json initial_context_length is 4096).  vLLM
+    # refuses to start when the cache holds less than one max_model_len sequence.
+    min_kv_tokens=4096,
+    # vLLM max_num_seqs default 256 (vllm/engine/arg_utils.py get_batch_defaults,
+    # OpenAI server; vLLM raises it to 1024 on >= 70 GiB non-A100 GPUs).
+    max_concurrency=256,
+    # vLLM max_num_batched_tokens default 2048 with chunked prefill (same place).
+    prefill_chunk=2048,
+    # ASSUMPTION (docs/throughput.md): a draft model about a tenth of the
+    # target's size (Llama-3.2-1B for 8B = 0.15, 8B for 70B = 0.11), and a
+    # memory-bound decode step costs in proportion to the bytes it reads.
+    draft_cost_ratio=0.1,
+)
