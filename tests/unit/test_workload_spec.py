@@ -160,3 +160,22 @@ def test_specs_are_frozen() -> None:
     p = PoissonArrivals(rps=1)
     with pytest.raises(ValidationError):
         p.rps = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "arrivals",
+    [
+        {"kind": "diurnal", "mean_rps": 4, "peak_to_mean": 3, "weekly_weights": [1] * 7},
+        {"kind": "diurnal", "mean_rps": 4, "hourly_weights": list(range(24))},
+        {"kind": "ramp", "start_rps": 0, "end_rps": 3, "ramp_duration": "0.1234567s"},
+        {"kind": "burst", "base_rps": 1, "burst_rps": 9, "mean_burst": "90s", "mean_gap": "1h"},
+        {"kind": "spikes", "base_rps": 1, "spikes": [{"at": "1.5h", "duration": "7s", "rps": 9}]},
+        {"kind": "trace", "path": "t.csv", "rate_scale": 2.5, "loop": True},
+    ],
+)
+def test_json_dump_reads_back_to_the_same_spec(arrivals: dict[str, object]) -> None:
+    spec = traffic(arrivals)
+    dumped = spec.model_dump(mode="json")
+    assert TrafficSpec.model_validate(dumped) == spec
+    if arrivals["kind"] == "diurnal" and "peak_to_mean" in arrivals:
+        assert dumped["arrivals"]["period"] == "1d" and dumped["arrivals"]["peak_at"] == "14h"
