@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, PlainSerializer
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _PATTERN = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z/]+)\s*$")
@@ -89,7 +89,32 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
-# Pydantic field types: the value is stored in base units (float).
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[float, BeforeValidator(parse_size)]
-Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
+def duration_text(seconds: float) -> str:
+    """A unit string that reads back as exactly ``seconds`` (``"24h"``, ``"0.1234s"``)."""
+    text = format_duration(seconds)
+    return text if parse_duration(text) == seconds else f"{seconds!r}s"
+
+
+def size_text(size: float) -> str:
+    return f"{size:g}B" if parse_size(f"{size:g}B") == size else f"{size!r}B"
+
+
+def bandwidth_text(rate: float) -> str:
+    return f"{size_text(rate)}/s"
+
+
+# Pydantic field types: the value is stored in base units (float) and dumps to
+# JSON as a unit string, so a resolved scenario reads back to the same spec.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(duration_text, return_type=str, when_used="json"),
+]
+Size = Annotated[
+    float, BeforeValidator(parse_size), PlainSerializer(size_text, return_type=str, when_used="json")
+]
+Bandwidth = Annotated[
+    float,
+    BeforeValidator(parse_bandwidth),
+    PlainSerializer(bandwidth_text, return_type=str, when_used="json"),
+]

@@ -25,8 +25,8 @@ class ClientSpec(Spec):
     """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
 
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
-    backoff_base: PositiveDuration = Field(1.0, description="delay before the first retry")
-    backoff_max: PositiveDuration = Field(60.0, description="cap on the exponential delay")
+    backoff_base: PositiveDuration = Field("1s", description="delay before the first retry")
+    backoff_max: PositiveDuration = Field("60s", description="cap on the exponential delay")
     jitter: Literal["full", "none"] = Field("full", description="full: uniform in [0, delay]")
 
 
@@ -99,8 +99,8 @@ class Scenario(Spec):
     name: str = Field(min_length=1)
     seed: int = Field(0, ge=0)
     duration: PositiveDuration
-    warmup: NonNegativeDuration = Field(0.0, description="excluded from latency statistics")
-    timeline_interval: PositiveDuration = Field(60.0, description="timeline row length")
+    warmup: NonNegativeDuration = Field("0s", description="excluded from latency statistics")
+    timeline_interval: PositiveDuration = Field("1m", description="timeline row length")
     regions: dict[str, dict[str, Annotated[int, Field(ge=0)]]] | None = Field(
         None, description="GPUs per datacenter and accelerator (default: the catalog's)"
     )

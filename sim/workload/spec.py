@@ -21,11 +21,10 @@ import math
 from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from sim.spec import Spec
-from sim.units import Duration as _Seconds
-from sim.units import format_duration, parse_duration
+from sim.units import Duration
 
 # Largest token count the samplers produce: the largest integer a float64 holds
 # exactly.  Far beyond any context window; it only keeps float -> int64 exact.
@@ -36,17 +35,6 @@ def _not_bool(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
     return value
-
-
-def duration_text(seconds: float) -> str:
-    """A unit string that reads back as exactly ``seconds`` (``"24h"``, ``"0.1234s"``)."""
-    text = format_duration(seconds)
-    return text if parse_duration(text) == seconds else f"{seconds!r}s"
-
-
-# Seconds in Python; a unit string in JSON dumps, so a resolved scenario reads
-# back (``model_dump(mode="json")`` then ``model_validate``) to the same spec.
-Duration = Annotated[_Seconds, PlainSerializer(duration_text, return_type=str, when_used="json")]
 
 
 def _positive_duration(seconds: float) -> float:
