@@ -26,6 +26,9 @@ class PerfParams:
     # USL contention σ and coherency κ of tensor parallelism.
     sigma: float
     kappa: float
+    # Fixed time added to every decode iteration: kernel launches, collective
+    # latency, scheduling and sampling, which the roofline does not see.
+    step_overhead_s: float
     # Share of each GPU's HBM not available to weights + KV cache: CUDA context,
     # activations, CUDA graphs, communication buffers, fragmentation.
     memory_reserve: float
@@ -53,12 +56,14 @@ class PerfParams:
 
 DEFAULT = PerfParams(
     # --- calibrated: python -m sim.perf.calibrate --fit (docs/throughput.md) ---
-    bandwidth_efficiency=0.84,
-    compute_efficiency=MappingProxyType({"default": 0.60, "A100_80GB": 0.95}),
+    bandwidth_efficiency=0.89,
+    compute_efficiency=MappingProxyType({"default": 0.60, "A100_80GB": 0.93}),
     overlap=0.0,
-    sigma=0.126,
-    kappa=0.0004,
+    sigma=0.13,
+    kappa=0.0,
     memory_reserve=0.058,
+    # calibrated on TensorRT-LLM v0.14 online-serving ITL at 2 and 4 req/s
+    step_overhead_s=0.002,
     # --- cited or stated ---
     # One 4096-token sequence: a smaller cache cannot serve an ordinary chat
     # request (gpt-oss's config.json initial_context_length is 4096).  vLLM

@@ -139,7 +139,8 @@ class Shape:
     def step_terms(self, batch: int) -> tuple[float, float, float, float]:
         """``(M, m1, C, c1)`` with ``decode_step_time(batch, kv) = max(M + kv·m1, C + kv·c1)``.
 
-        Overlap o: ``max(m, c) + (1−o)·min(m, c) = max(m + (1−o)c, c + (1−o)m)``.
+        Overlap o: ``max(m, c) + (1−o)·min(m, c) = max(m + (1−o)c, c + (1−o)m)``,
+        plus the fixed per-iteration overhead on both sides.
         Speculative decoding: one verify pass over k+1 tokens per request plus
         k draft tokens, their memory and compute terms summed, divided by the
         expected tokens per pass.  Measured curve: ``M = batch / rate(batch)``.
@@ -149,6 +150,7 @@ class Shape:
         if self.curve is not None:
             return batch / self.curve.output_rate(batch), 0.0, 0.0, 0.0
         spec = self.speculative
+        overhead = self.params.step_overhead_s
         if spec is None:
             m, m1, c, c1 = self._roofline.step_terms(batch)
         else:
@@ -157,8 +159,10 @@ class Shape:
             p = self._roofline.step_terms(batch)
             gain = spec.expected_tokens_per_step
             m, m1, c, c1 = ((vi + draft * pi) / gain for vi, pi in zip(v, p, strict=True))
+            passes = 1 + (spec.tokens if spec.kind == "draft" else 0)  # each has launch costs
+            overhead = overhead * passes / gain
         keep = 1.0 - self.params.overlap
-        return m + keep * c, m1 + keep * c1, c + keep * m, c1 + keep * m1
+        return m + keep * c + overhead, m1 + keep * c1, c + keep * m + overhead, c1 + keep * m1
 
     def step_table(
         self, max_batch: int
