@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 
 from sim.catalog._data import read_records, unknown
 from sim.catalog.precision import Precision
@@ -28,7 +29,7 @@ class Accelerator:
     spec_gpu: str
     hbm_bytes: float
     hbm_bandwidth: float
-    dense_flops: dict[str, float]  # precisions with native tensor-core support only
+    dense_flops: MappingProxyType[str, float]  # precisions with tensor-core support only
     nvlink_bandwidth: float  # total bidirectional per GPU
     tdp_w: float
     usd_per_gpu_hour: float
@@ -66,7 +67,7 @@ def _load() -> dict[str, Accelerator]:
             spec_gpu=row["spec_gpu"],
             hbm_bytes=float(s["hbm_gb"]) * GiB,
             hbm_bandwidth=float(s["hbm_bw_tb_s"]) * 1e12,
-            dense_flops=flops,
+            dense_flops=MappingProxyType(flops),
             nvlink_bandwidth=float(s["nvlink_gb_s"]) * 1e9,
             tdp_w=float(s["tdp_w"]),
             usd_per_gpu_hour=float(row["usd_per_gpu_hour"]),

@@ -17,6 +17,7 @@ The engine's service model, which :meth:`Shape.throughput` reproduces:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ from sim.perf.params import DEFAULT, PerfParams
 from sim.perf.roofline import Roofline
 from sim.perf.scaling import ScalingModel
 from sim.perf.speculative import SpeculativeSpec
+
+
+def _positive_int(value: object, what: str) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise InputError(f"{what} must be an integer ≥ 1 (got {value!r})")
+    return number
 
 
 class Shape:
@@ -60,30 +71,33 @@ class Shape:
         self.accelerator_info = get_accelerator(accelerator)
         self.model = self.model_info.name
         self.accelerator = self.accelerator_info.name
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InputError(f"accelerator count must be an integer ≥ 1 (got {count!r})")
-        self.gpus = count
+        self.gpus = _positive_int(count, "accelerator count")
         self.precision: Precision = (
             self.model_info.native_precision if precision is None else check_precision(precision)
         )
         if speculative is not None and not isinstance(speculative, SpeculativeSpec):
             speculative = SpeculativeSpec.model_validate(dict(speculative))
         self.speculative = speculative
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool) or int(max_concurrency) != max_concurrency
-            or max_concurrency < 1
-        ):
-            raise InputError(f"max_concurrency must be an integer ≥ 1 (got {max_concurrency!r})")
-        self.max_concurrency = int(max_concurrency or self.params.max_concurrency)
+        self.max_concurrency = (
+            self.params.max_concurrency
+            if max_concurrency is None
+            else _positive_int(max_concurrency, "max_concurrency")
+        )
         self.prefill_chunk = self.params.prefill_chunk
         self.scaling = scaling or ScalingModel(self.params.sigma, self.params.kappa)
         self.curve = MeasuredCurve.from_csv(curve) if isinstance(curve, str | Path) else curve
         self._roofline = Roofline(
-            self.model_info, self.accelerator_info, count, self.precision, self.scaling, self.params
+            self.model_info, self.accelerator_info, self.gpus, self.precision, self.scaling,
+            self.params,
         )
         self.weight_bytes = self._roofline.weight_bytes
         self.kv_bytes_per_token = self._roofline.kv_bytes_per_token
         self.kv_capacity_tokens = self._kv_capacity()
+
+    @property
+    def count(self) -> int:
+        """Accelerators per replica (the same as :attr:`gpus`)."""
+        return self.gpus
 
     # --- memory ---------------------------------------------------------------
 
