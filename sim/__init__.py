@@ -17,11 +17,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from sim import perf, plot  # noqa: E402
-from sim.errors import InputError  # noqa: E402
-from sim.perf import Shape  # noqa: E402
-from sim.results import Result  # noqa: E402
-from sim.run import run  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim import perf, plot
+from sim.errors import InputError
+from sim.perf import Shape
+from sim.results import Result
+from sim.run import run
+from sim.scenario import load_scenario
 
 __all__ = ["InputError", "Result", "Shape", "load_scenario", "perf", "plot", "run"]

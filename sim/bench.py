@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,7 +107,9 @@ def run_naive(work: MMcWorkload, c: int) -> np.ndarray:
     return waits
 
 
-def _timed(fn, work: MMcWorkload, c: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _timed(
+    fn: Callable[[MMcWorkload, int], np.ndarray], work: MMcWorkload, c: int
+) -> tuple[float, float]:
     t0 = time.perf_counter()
     waits = fn(work, c)
     wall = time.perf_counter() - t0
@@ -123,7 +126,9 @@ def main(requests: int = 200_000, repeats: int = 3, c: int = 10, rho: float = 0.
     t0 = time.perf_counter()
     run_engine(mmc_workload(1000, c, rho, seed=0), c)  # compile the kernel (cached on disk)
     warm = time.perf_counter() - t0
-    rows = {"capsim engine": ([], []), "naive SimPy": ([], [])}
+    rows: dict[str, tuple[list[float], list[float]]] = {
+        "capsim engine": ([], []), "naive SimPy": ([], [])
+    }
     for k in range(repeats):
         work = mmc_workload(requests, c, rho, seed=1 + k)
         for label, fn in (("capsim engine", run_engine), ("naive SimPy", run_naive)):

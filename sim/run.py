@@ -242,7 +242,9 @@ def _summary(
     for key in sums:
         total[key] = sum(p[key] for p in per.values())
     serverless = [p["serverless_cost_usd"] for p in per.values()]
-    total["serverless_cost_usd"] = None if None in serverless else float(sum(serverless))  # type: ignore[arg-type]
+    total["serverless_cost_usd"] = (
+        None if None in serverless else float(sum(s for s in serverless if s is not None))
+    )
     ok = requests[requests["status"] == "ok"]
     tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
     total["cost_per_million_tokens_usd"] = total["cost_usd"] / tokens * 1e6 if tokens else None

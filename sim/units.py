@@ -111,7 +111,9 @@ Duration = Annotated[
     PlainSerializer(duration_text, return_type=str, when_used="json"),
 ]
 Size = Annotated[
-    float, BeforeValidator(parse_size), PlainSerializer(size_text, return_type=str, when_used="json")
+    float,
+    BeforeValidator(parse_size),
+    PlainSerializer(size_text, return_type=str, when_used="json"),
 ]
 Bandwidth = Annotated[
     float,

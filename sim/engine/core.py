@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -36,7 +37,7 @@ class Clock(simpy.Environment):
         self._now = t
 
 
-class ServiceShape:
+class ServiceShape(Protocol):
     """What the engine needs of a shape, as ``sim.perf.Shape`` provides it."""
 
     gpus: int
@@ -44,9 +45,11 @@ class ServiceShape:
     kv_capacity_tokens: int
     prefill_chunk: int
 
-    def prefill_seconds(self, input_tokens: np.ndarray) -> np.ndarray: ...
+    def prefill_seconds(self, input_tokens: Any) -> Any:
+        """Seconds of exclusive prefill for each prompt length (array in, array out)."""
 
-    def step_table(self, max_batch: int) -> tuple[np.ndarray, float, np.ndarray, float]: ...
+    def step_table(self, max_batch: int) -> tuple[Any, float, Any, float]:
+        """``(M, m1, C, c1)``: step(b, kv) = max(M[b] + kv·m1, C[b] + kv·c1)."""
 
 
 @dataclass(frozen=True)
@@ -171,33 +174,70 @@ class Simulation:
         counters = np.zeros(K.N_COUNTERS, np.int64)
         counters[K.C_OUTSTANDING] = n
         return KernelState(
-            arrival=times[order], dep=dep[order], inp=inp[order], out=out[order],
-            pf_work=work[order], attempt_t=nan.copy(), start_t=nan.copy(),
-            first_t=nan.copy(), finish_t=nan.copy(), status=np.zeros(n, np.int64),
-            attempts=np.zeros(n, np.int64), replica=np.full(n, -1, np.int64),
+            arrival=times[order],
+            dep=dep[order],
+            inp=inp[order],
+            out=out[order],
+            pf_work=work[order],
+            attempt_t=nan.copy(),
+            start_t=nan.copy(),
+            first_t=nan.copy(),
+            finish_t=nan.copy(),
+            status=np.zeros(n, np.int64),
+            attempts=np.zeros(n, np.int64),
+            replica=np.full(n, -1, np.int64),
             link=np.full(n, -1, np.int64),
-            d_maxc=maxc, d_kvcap=np.array([p.shape.kv_capacity_tokens for p in plans], np.int64),
+            d_maxc=maxc,
+            d_kvcap=np.array([p.shape.kv_capacity_tokens for p in plans], np.int64),
             d_chunk=np.array([float(p.shape.prefill_chunk) for p in plans]),
-            d_M=d_M, d_C=d_C, d_m1=d_m1, d_c1=d_c1,
-            d_max_queue=np.array([-1 if p.max_queue is None else p.max_queue for p in plans],
-                                 np.int64),
+            d_M=d_M,
+            d_C=d_C,
+            d_m1=d_m1,
+            d_c1=d_c1,
+            d_max_queue=np.array(
+                [-1 if p.max_queue is None else p.max_queue for p in plans], np.int64
+            ),
             d_queue_cold=np.array([int(p.queue_on_cold_start) for p in plans], np.int64),
-            d_notify_503=ints.copy(), d_q_head=none.copy(), d_q_tail=none.copy(),
-            d_q_len=ints.copy(), d_q_area=floats.copy(), d_q_t=floats.copy(),
-            d_http_503=ints.copy(), d_http_429=ints.copy(), d_arrivals=ints.copy(),
-            d_completions=ints.copy(), d_tokens_in=ints.copy(), d_tokens_out=ints.copy(),
-            d_reps=np.full((n_dep, 4), -1, np.int64), d_nreps=ints.copy(),
-            r_dep=np.zeros(0, np.int64), r_n=np.zeros(0, np.int64),
-            r_kv_res=np.zeros(0, np.int64), r_kv=np.zeros(0), r_pf_head=np.zeros(0, np.int64),
-            r_pf_tail=np.zeros(0, np.int64), r_pf_left=np.zeros(0), r_vtime=np.zeros(0),
-            r_rate_d=np.zeros(0), r_rate_p=np.zeros(0), r_last=np.zeros(0),
-            r_busy=np.zeros(0), r_busy_since=np.zeros(0), r_heap_off=np.zeros(0, np.int64),
-            r_heap_n=np.zeros(0, np.int64), hv=np.zeros(0), hr=np.zeros(0, np.int64),
-            ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
-            rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
+            d_notify_503=ints.copy(),
+            d_q_head=none.copy(),
+            d_q_tail=none.copy(),
+            d_q_len=ints.copy(),
+            d_q_area=floats.copy(),
+            d_q_t=floats.copy(),
+            d_http_503=ints.copy(),
+            d_http_429=ints.copy(),
+            d_arrivals=ints.copy(),
+            d_completions=ints.copy(),
+            d_tokens_in=ints.copy(),
+            d_tokens_out=ints.copy(),
+            d_reps=np.full((n_dep, 4), -1, np.int64),
+            d_nreps=ints.copy(),
+            r_dep=np.zeros(0, np.int64),
+            r_n=np.zeros(0, np.int64),
+            r_kv_res=np.zeros(0, np.int64),
+            r_kv=np.zeros(0),
+            r_pf_head=np.zeros(0, np.int64),
+            r_pf_tail=np.zeros(0, np.int64),
+            r_pf_left=np.zeros(0),
+            r_vtime=np.zeros(0),
+            r_rate_d=np.zeros(0),
+            r_rate_p=np.zeros(0),
+            r_last=np.zeros(0),
+            r_busy=np.zeros(0),
+            r_busy_since=np.zeros(0),
+            r_heap_off=np.zeros(0, np.int64),
+            r_heap_n=np.zeros(0, np.int64),
+            hv=np.zeros(0),
+            hr=np.zeros(0, np.int64),
+            ih_key=np.zeros(0),
+            ih_item=np.zeros(0, np.int64),
+            ih_pos=np.zeros(0, np.int64),
+            rt_t=np.zeros(1024),
+            rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
-            client=clients.as_array(), counters=counters,
+            client=clients.as_array(),
+            counters=counters,
         )
 
     # -- the control plane's hands on the request path ---------------------
@@ -236,16 +276,34 @@ class Simulation:
         s.d_nreps[dep] += 1
         self.max_ready[dep] = max(self.max_ready[dep], s.d_nreps[dep])
         self.replica_records.append(
-            ReplicaRecord(deployment=dep, datacenter=datacenter,
-                          gpus=self.plans[dep].shape.gpus, ready_s=t)
+            ReplicaRecord(
+                deployment=dep, datacenter=datacenter, gpus=self.plans[dep].shape.gpus, ready_s=t
+            )
         )
         return r
 
     def _grow_replicas(self, cap: int) -> None:
         s = self.state
-        for name in ("r_dep", "r_n", "r_kv_res", "r_kv", "r_pf_head", "r_pf_tail", "r_pf_left",
-                     "r_vtime", "r_rate_d", "r_rate_p", "r_last", "r_busy", "r_busy_since",
-                     "r_heap_off", "r_heap_n", "ih_key", "ih_item", "ih_pos"):
+        for name in (
+            "r_dep",
+            "r_n",
+            "r_kv_res",
+            "r_kv",
+            "r_pf_head",
+            "r_pf_tail",
+            "r_pf_left",
+            "r_vtime",
+            "r_rate_d",
+            "r_rate_p",
+            "r_last",
+            "r_busy",
+            "r_busy_since",
+            "r_heap_off",
+            "r_heap_n",
+            "ih_key",
+            "ih_item",
+            "ih_pos",
+        ):
             old = getattr(s, name)
             new = np.zeros(cap, old.dtype)
             new[: len(old)] = old
@@ -283,22 +341,31 @@ class Simulation:
         for d in range(len(self.plans)):
             self._touch_ready(d, t)
             now = (
-                float(s.d_arrivals[d]), float(s.d_completions[d]), self.queue_area(d, t),
-                float(self.ready_area[d]), self.busy_time(d, t),
-                float(s.d_http_503[d]), float(s.d_http_429[d]),
+                float(s.d_arrivals[d]),
+                float(s.d_completions[d]),
+                self.queue_area(d, t),
+                float(self.ready_area[d]),
+                self.busy_time(d, t),
+                float(s.d_http_503[d]),
+                float(s.d_http_429[d]),
             )
             prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
             ready = int(s.d_nreps[d])
             self.timeline.append(
                 TimelineRow(
-                    t_end=t, interval_s=span, deployment=d,
-                    arrivals=round(delta[0]), completions=round(delta[1]),
-                    ready_replicas=ready, desired_replicas=ready,
+                    t_end=t,
+                    interval_s=span,
+                    deployment=d,
+                    arrivals=round(delta[0]),
+                    completions=round(delta[1]),
+                    ready_replicas=ready,
+                    desired_replicas=ready,
                     gpus_allocated=ready * self.plans[d].shape.gpus,
                     queue_depth=delta[2] / span,
                     utilization=delta[4] / delta[3] if delta[3] > 0 else 0.0,
-                    http_503=round(delta[5]), http_429=round(delta[6]),
+                    http_503=round(delta[5]),
+                    http_429=round(delta[6]),
                 )
             )
             self._last_snapshot[d] = now
@@ -323,7 +390,9 @@ class Simulation:
                 continue
             if reason == K.STOP_RETRY_FULL:
                 size = 2 * len(s.rt_t)
-                s.rt_t, s.rt_seq, s.rt_req = (np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req))
+                s.rt_t, s.rt_seq, s.rt_req = (
+                    np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req)
+                )
                 continue
             if reason == K.STOP_503:
                 env.advance(t)

@@ -18,8 +18,11 @@ Service model of a replica (the one ``sim.perf.Shape.throughput`` assumes):
 * The ``n`` decoding requests each produce one token per decode iteration of
   ``step(n, kv) = max(M[n] + kv·m1, C[n] + kv·c1)`` seconds (the shape's
   roofline, tabulated), ``kv`` = Σ over admitted requests of input + output/2.
-* While a prefill is pending, each iteration also carries one chunk of it
-  (chunked prefill): the iteration lasts ``step + chunk_time`` — costs add.
+* While a prefill is pending, each iteration also carries one chunk of
+  ``prefill_chunk`` prompt tokens (chunked prefill): the iteration lasts
+  ``step + chunk_time`` — costs add.  Prompts are packed into chunks as a
+  fluid: a 100-token prompt uses 100/2048 of a chunk and the next prompt the
+  rest, so TTFT may undercount by up to one decode step for short prompts.
 * Decoding requests advance together: one virtual clock per replica (tokens
   produced per decoding request) and a heap of finishing virtual times.
 * Admission: at most ``max_concurrency`` requests and reserved KV
@@ -310,7 +313,7 @@ def _dh_pop(hv: np.ndarray, hr: np.ndarray, off: int, n: int) -> int:
 # the kernel
 # --------------------------------------------------------------------------
 @njit(cache=True)
-def run_until(  # noqa: PLR0912, PLR0913, PLR0915
+def run_until(
     t_limit: float,
     arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
     pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
@@ -488,10 +491,10 @@ def _reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_m1
         comp = d_C[d, n_dec] + kv * d_c1[d]
         step = mem if mem > comp else comp
         if head >= 0:
-            tokens = inp[head]
-            chunk = d_chunk[d]
-            # exclusive prefill time of one chunk of the head prompt
-            chunk_time = pf_work[head] * (chunk / tokens if tokens > chunk else 1.0)
+            # exclusive prefill time of one chunk of tokens at the head prompt's cost
+            # per token; a short prompt fills part of a chunk and the next
+            # prompt the rest (fluid packing of prompts into chunks)
+            chunk_time = pf_work[head] * d_chunk[d] / inp[head]
             period = step + chunk_time
             r_rate_d[r] = 1.0 / period
             r_rate_p[r] = chunk_time / period

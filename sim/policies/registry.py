@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sim.spec import Spec
+from pydantic import ValidationError
+
+from sim.spec import NestedError, Spec, nested
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,9 @@ class Policy:
     """Base class: ``Params`` is the policy's validated parameter model."""
 
     name: ClassVar[str] = ""
+    Params: ClassVar[type[Spec]]
 
-    class Params(Spec):
-        policy: str
-
-    def __init__(self, params: Params):
+    def __init__(self, params: Spec):
         self.params = params
 
     def initial_replicas(self) -> int:
@@ -60,19 +60,22 @@ def policy_names() -> list[str]:
 
 
 def get_policy(name: str) -> type[Policy]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown policy {name!r} (known: {', '.join(policy_names())})"
-        ) from None
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r} (known: {', '.join(policy_names())})")
+    return _REGISTRY[name]
 
 
-def parse_params(doc: Any) -> Policy.Params:
+def parse_params(doc: Any) -> Spec:
     """Validate an ``autoscaler:`` mapping against its policy's ``Params``."""
     if not isinstance(doc, dict):
         raise ValueError("autoscaler must be a mapping with a 'policy' key")
     if "policy" not in doc:
         raise ValueError(f"autoscaler needs a 'policy' key (known: {', '.join(policy_names())})")
-    cls = get_policy(doc["policy"])
-    return cls.Params.model_validate(doc)
+    try:
+        cls = get_policy(doc["policy"])
+    except ValueError as exc:
+        raise NestedError(["policy"], str(exc)) from None
+    try:
+        return cls.Params.model_validate(doc)
+    except ValidationError as exc:
+        raise nested(exc, doc) from None

@@ -16,10 +16,13 @@ class Static(Policy):
         policy: Literal["static"] = "static"
         replicas: int = Field(ge=0, description="replicas kept ready for the whole run")
 
-    params: Params
+    def __init__(self, params: Spec):
+        assert isinstance(params, Static.Params)
+        super().__init__(params)
+        self.replicas = params.replicas
 
     def initial_replicas(self) -> int:
-        return self.params.replicas
+        return self.replicas
 
     def decide(self, obs: Observation) -> int:
-        return self.params.replicas
+        return self.replicas

@@ -32,9 +32,9 @@ _ROWS = (
 
 def _cell(kpis: dict[str, Any], key: str | tuple[str, ...], fmt: str) -> str:
     keys = (key,) if isinstance(key, str) else key
-    values = [kpis.get(k) for k in keys]
-    if any(v is None for v in values):
+    if any(kpis.get(k) is None for k in keys):
         return "—"
+    values: list[Any] = [kpis[k] for k in keys]
     if fmt == "ms":
         return " / ".join(f"{v * 1000:.1f}" for v in values)
     if fmt == "gpuh":

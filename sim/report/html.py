@@ -53,22 +53,23 @@ def write_report(result: Result, folder: Path) -> None:
     )
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>capsim report — {html.escape(str(s['name']))}</title>
+<title>capsim report — {html.escape(str(s["name"]))}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 2px 10px; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: 2px 10px; border-bottom: 1px solid #ddd; }}
 td {{ text-align: right; font-variant-numeric: tabular-nums; }} img {{ max-width: 100%; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style></head><body>
-<h1>{html.escape(str(s['name']))}</h1>
-<p>seed {s['seed']} · {s['simulated_s'] / 3600:.2f} h simulated in {s['wall_s']:.1f} s ·
-capsim {html.escape(str(s['capsim_version']))}</p>
+<h1>{html.escape(str(s["name"]))}</h1>
+<p>seed {s["seed"]} · {s["simulated_s"] / 3600:.2f} h simulated in {s["wall_s"]:.1f} s ·
+capsim {html.escape(str(s["capsim_version"]))}</p>
 <h2>Summary</h2>
 {table.to_html(na_rep="—", float_format=lambda v: f"{v:,.4g}")}
 <h2>Plots</h2>
 {images}
 <h2>Scenario (resolved, defaults included)</h2>
-<pre>{html.escape(json.dumps(s['scenario'], indent=2))}</pre>
+<pre>{html.escape(json.dumps(s["scenario"], indent=2))}</pre>
 </body></html>
 """
     (folder / "report.html").write_text(doc)

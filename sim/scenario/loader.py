@@ -9,9 +9,8 @@ files that exist and parse — run here too, so a scenario that loads will run.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sim import catalog
 from sim.errors import InputError
 from sim.perf import build_shape
 from sim.scenario.schema import Scenario
+from sim.spec import format_validation_error
 from sim.workload import validate_traffic
 
 
@@ -36,89 +36,6 @@ class LoadedScenario:
     def resolved(self) -> dict[str, Any]:
         """The fully resolved scenario (defaults included), as plain data."""
         return self.spec.model_dump(mode="json")
-
-
-_TYPE_NAMES = {"str", "int", "float", "bool", "dict", "list", "none"}
-
-
-def _key_path(loc: Sequence[int | str], doc: Any) -> str:
-    """``('deployments', 0, 'traffic', 'arrivals', 'poisson', 'rps')`` → ``deployments[0]...``.
-
-    Pydantic puts a discriminated union's tag (``poisson``) and the member
-    types of other unions (``str``, ``ShapeSpec``) in the location.  They are
-    not keys of the document, so the path is built by walking the document
-    alongside and keeping only real keys — plus a last key that is missing.
-    """
-    out = ""
-    node = doc
-    for i, part in enumerate(loc):
-        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out += f"[{part}]"
-            node = node[part]
-        elif isinstance(node, Mapping) and part in node:
-            out += f".{part}" if out else str(part)
-            node = node[part]
-        elif (
-            i == len(loc) - 1
-            and isinstance(part, str)
-            and re.fullmatch(r"[a-z_][a-z0-9_]*", part)
-            and part not in _TYPE_NAMES
-        ):
-            out += f".{part}" if out else part
-    return out or "scenario"
-
-
-def _reason(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid value"))
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    value = err.get("input")
-    if kind not in ("value_error", "assertion_error") and not isinstance(value, Mapping | list):
-        msg = f"{msg} (got {value!r})"
-    return msg
-
-
-def format_validation_error(exc: ValidationError, doc: Any) -> InputError:
-    """The first error of ``exc`` as one InputError with a key path into ``doc``."""
-    errors = exc.errors()
-    # Prefer the error pydantic found deepest: it is the most specific one.
-    err = max(errors, key=lambda e: len(e.get("loc", ())))
-    loc = err.get("loc", ())
-    where = _key_path(loc, doc)
-    reason = _reason(err)
-    if err.get("type") == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        where = _key_path(loc[:-1], doc)
-        where = f"{where}.{key}" if where != "scenario" else key
-        parent = _walk(doc, loc[:-1])
-        known = _allowed_keys(exc, parent)
-        hint = difflib.get_close_matches(key, known, n=1)
-        reason = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-    return InputError(reason, where=where)
-
-
-def _walk(doc: Any, loc: Sequence[int | str]) -> Any:
-    node = doc
-    for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-    return node
-
-
-def _allowed_keys(exc: ValidationError, parent: Any) -> list[str]:
-    if not isinstance(parent, Mapping):
-        return []
-    # Keys of the parent that pydantic did not complain about are valid ones.
-    bad = {str(e["loc"][-1]) for e in exc.errors() if e.get("type") == "extra_forbidden"}
-    return [k for k in parent if k not in bad]
 
 
 def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from sim.perf import ShapeSpec
-from sim.policies.registry import Policy, parse_params
+from sim.policies.registry import parse_params
 from sim.spec import Spec
 from sim.units import Duration
 from sim.workload import TrafficSpec
@@ -25,8 +25,12 @@ class ClientSpec(Spec):
     """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
 
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
-    backoff_base: PositiveDuration = Field("1s", description="delay before the first retry")
-    backoff_max: PositiveDuration = Field("60s", description="cap on the exponential delay")
+    backoff_base: PositiveDuration = Field(
+        1.0, validate_default=False, description="delay before the first retry"
+    )
+    backoff_max: PositiveDuration = Field(
+        60.0, validate_default=False, description="cap on the exponential delay"
+    )
     jitter: Literal["full", "none"] = Field("full", description="full: uniform in [0, delay]")
 
 
@@ -68,9 +72,7 @@ class DeploymentSpec(Spec):
     region: str | None = Field(None, description="GLOBAL, a mega-region or a datacenter")
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(1, ge=0)
-    autoscaler: Any = Field(
-        default=None, description="a policy: {policy: static, replicas: N}"
-    )
+    autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
     max_concurrency: PositiveInt | None = Field(None, description="per replica")
     max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
     cold_start_mode: Literal["503", "queue"] = "503"
@@ -78,7 +80,7 @@ class DeploymentSpec(Spec):
 
     @field_validator("autoscaler", mode="before")
     @classmethod
-    def _policy(cls, value: Any) -> Policy.Params | None:
+    def _policy(cls, value: Any) -> Spec | None:
         if value is None or isinstance(value, Spec):
             return value
         return parse_params(value)
@@ -91,7 +93,9 @@ class DeploymentSpec(Spec):
             )
         if self.autoscaler is None:
             replicas = max(self.min_replicas, 1)
-            object.__setattr__(self, "autoscaler", parse_params({"policy": "static", "replicas": replicas}))
+            object.__setattr__(
+                self, "autoscaler", parse_params({"policy": "static", "replicas": replicas})
+            )
         return self
 
 
@@ -99,8 +103,12 @@ class Scenario(Spec):
     name: str = Field(min_length=1)
     seed: int = Field(0, ge=0)
     duration: PositiveDuration
-    warmup: NonNegativeDuration = Field("0s", description="excluded from latency statistics")
-    timeline_interval: PositiveDuration = Field("1m", description="timeline row length")
+    warmup: NonNegativeDuration = Field(
+        0.0, validate_default=False, description="excluded from latency statistics"
+    )
+    timeline_interval: PositiveDuration = Field(
+        60.0, validate_default=False, description="timeline row length"
+    )
     regions: dict[str, dict[str, Annotated[int, Field(ge=0)]]] | None = Field(
         None, description="GPUs per datacenter and accelerator (default: the catalog's)"
     )
@@ -112,7 +120,9 @@ class Scenario(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         if self.warmup >= self.duration:
-            raise ValueError(f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)")
+            raise ValueError(
+                f"warmup ({self.warmup:g}s) must be shorter than duration ({self.duration:g}s)"
+            )
         names = [d.name for d in self.deployments]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
