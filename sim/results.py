@@ -14,7 +14,9 @@ class Result:
 
     ``summary`` follows SPEC §4; ``requests`` has one row per request,
     ``timeline`` one row per interval and deployment, ``billing`` one line per
-    replica interval.  ``scenario`` is the fully resolved scenario.
+    replica interval.  ``scenario`` is the fully resolved scenario;
+    ``allocation`` holds GPUs per datacenter, accelerator and holder (a
+    deployment, or ``background`` for other tenants) at each interval's end.
     """
 
     summary: dict[str, Any]
@@ -22,6 +24,7 @@ class Result:
     timeline: pd.DataFrame
     billing: pd.DataFrame
     scenario: dict[str, Any] = field(default_factory=dict)
+    allocation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def total(self) -> dict[str, Any]:

@@ -9,18 +9,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import simpy
 
 from sim import __version__, catalog
+from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
-from sim.fleet.placement import Inventory, initial_datacenter
+from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
+from sim.fleet.inventory import Inventory
+from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.summary import KPI_KEYS, latency_kpis, max_overlap
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
 from sim.scenario.loader import LoadedScenario, load_scenario
 from sim.scenario.schema import Scenario
-from sim.workload import Workload, generate
+from sim.workload import generate
 
 ScenarioLike = LoadedScenario | Scenario | str | Path | Mapping[str, Any]
 
@@ -50,8 +54,8 @@ def run(
     wall0 = time.perf_counter()
     inventory = Inventory.from_scenario(spec.regions)
     shapes: list[Shape] = []
-    workloads: list[Workload] = []
     plans: list[DeploymentPlan] = []
+    controls: list[DeploymentControlPlan] = []
     for dep in spec.deployments:
         shape = build_shape(
             dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
@@ -63,7 +67,7 @@ def run(
             base_dir=loaded.base_dir,
         )
         shapes.append(shape)
-        workloads.append(work)
+        candidates = inventory.candidates(dep.region, shape.accelerator)
         plans.append(
             DeploymentPlan(
                 name=dep.name,
@@ -71,12 +75,39 @@ def run(
                 arrival_s=work.arrival_s,
                 input_tokens=work.input_tokens,
                 output_tokens=work.output_tokens,
-                replicas=get_policy(dep.autoscaler.policy)(dep.autoscaler).initial_replicas(),
-                datacenter=initial_datacenter(inventory, shape.accelerator, dep.region),
+                replicas=0,
+                datacenter="",
                 max_queue=dep.max_queue,
                 queue_on_cold_start=dep.cold_start_mode == "queue",
             )
         )
+        cold = dep.cold_start
+        controls.append(
+            DeploymentControlPlan(
+                name=dep.name,
+                accelerator=shape.accelerator,
+                gpus=shape.gpus,
+                weight_bytes=shape.weight_bytes,
+                candidates=candidates,
+                pinned=dep.region is None or catalog.is_datacenter(dep.region),
+                min_replicas=dep.min_replicas,
+                max_replicas=dep.resolved_max_replicas,
+                policy=get_policy(dep.autoscaler.policy)(dep.autoscaler),
+                cold_start=ColdStart(
+                    scheduling=sampler(cold.scheduling),
+                    download_rate=sampler(cold.weight_download_rate),
+                    initialization=sampler(cold.initialization),
+                ),
+                initially_ready=dep.warm_start,
+                rng=stream(spec.seed, "deployment", dep.name, "cold_start"),
+            )
+        )
+    control = ControlPlane(
+        controls,
+        inventory,
+        replica_mtbf_s=spec.faults.replica_mtbf,
+        fault_rng=stream(spec.seed, "faults", "replicas"),
+    )
     clients = spec.clients
     sim = Simulation(
         plans,
@@ -89,19 +120,42 @@ def run(
         ),
         jitter_rng=stream(spec.seed, "clients", "jitter"),
         timeline_interval_s=spec.timeline_interval,
+        control=control,
     )
+    _schedule_events(sim, control, spec)
     sim.run(progress)
     requests = _requests_table(sim)
     timeline = _timeline_table(sim)
-    billing = _billing_table(sim, loaded, shapes)
-    summary = _summary(sim, loaded, shapes, requests, billing)
+    billing = _billing_table(sim, control, loaded, shapes)
+    summary = _summary(sim, control, loaded, requests, billing)
     summary["wall_s"] = time.perf_counter() - wall0
-    return Result(summary, requests, timeline, billing, loaded.resolved())
+    allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
+                              columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
+    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
+
+
+def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> None:
+    """Background demand steps and datacenter outages, as SimPy processes."""
+    env = sim.env
+
+    def steps(bg: BackgroundSpec) -> simpy.events.ProcessGenerator:
+        for step in bg.steps:
+            yield env.timeout(step.at - env.now)
+            control.background(bg.datacenter, bg.accelerator, step.gpus)
+
+    def outage(o: OutageSpec) -> simpy.events.ProcessGenerator:
+        yield env.timeout(o.start)
+        yield from control.outage(o.datacenter, o.duration)
+
+    for bg in spec.background_demand:
+        env.process(steps(bg))
+    for o in spec.faults.outages:
+        env.process(outage(o))
 
 
 def _requests_table(sim: Simulation) -> pd.DataFrame:
     st = sim.state
-    dcs = [rec.datacenter for rec in sim.replica_records]
+    dcs = sim.kernel_dc
     df = pd.DataFrame(
         {
             "deployment": pd.Categorical.from_codes(st.dep, categories=sim.names),
@@ -153,33 +207,42 @@ def _price(loaded: LoadedScenario, accelerator: str) -> float:
     return catalog.get_accelerator(accelerator).usd_per_gpu_hour
 
 
-def _billing_table(sim: Simulation, loaded: LoadedScenario, shapes: list[Shape]) -> pd.DataFrame:
+def _billing_table(
+    sim: Simulation, control: ControlPlane, loaded: LoadedScenario, shapes: list[Shape]
+) -> pd.DataFrame:
+    """One line per replica that became ready: billed from ready until stopped."""
     rows = []
-    for rec in sim.replica_records:
-        dep = loaded.spec.deployments[rec.deployment]
-        shape = shapes[rec.deployment]
+    end = sim.end_s
+    for life in control.lives:
+        if np.isnan(life.ready_s):
+            continue  # never accepted a request: not billed
+        dep = loaded.spec.deployments[life.deployment]
+        shape = shapes[life.deployment]
         premium = (
             loaded.spec.billing.region_premium
             if dep.region is not None and catalog.is_datacenter(dep.region)
             else 1.0
         )
         rate = _price(loaded, shape.accelerator) * premium
-        seconds = max(rec.stopped_s - rec.ready_s, 0.0)
+        stop = life.stopped_s if not np.isnan(life.stopped_s) else end
+        seconds = max(stop - life.ready_s, 0.0)
         rows.append(
             {
                 "deployment": dep.name,
-                "datacenter": rec.datacenter,
+                "replica": life.id,
+                "datacenter": life.datacenter,
                 "accelerator": shape.accelerator,
-                "gpus": rec.gpus,
-                "start_s": rec.ready_s,
-                "end_s": rec.stopped_s,
+                "gpus": life.gpus,
+                "allocated_s": life.allocated_s,
+                "start_s": life.ready_s,
+                "end_s": stop,
                 "seconds": seconds,
                 "usd_per_gpu_hour": rate,
-                "cost_usd": seconds * rec.gpus * rate / 3600.0,
+                "cost_usd": seconds * life.gpus * rate / 3600.0,
             }
         )
-    columns = ["deployment", "datacenter", "accelerator", "gpus", "start_s", "end_s",
-               "seconds", "usd_per_gpu_hour", "cost_usd"]
+    columns = ["deployment", "replica", "datacenter", "accelerator", "gpus", "allocated_s",
+               "start_s", "end_s", "seconds", "usd_per_gpu_hour", "cost_usd"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -200,8 +263,8 @@ def _serverless_cost(loaded: LoadedScenario, model: str, requests: pd.DataFrame)
 
 def _summary(
     sim: Simulation,
+    control: ControlPlane,
     loaded: LoadedScenario,
-    shapes: list[Shape],
     requests: pd.DataFrame,
     billing: pd.DataFrame,
 ) -> dict[str, Any]:
@@ -222,20 +285,24 @@ def _summary(
         tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
         kpis.update(
             {
-                "http_503": int(st.d_http_503[d]),
-                "http_429": int(st.d_http_429[d]),
+                "http_503": int(st.d_i[d, K.DI_503]),
+                "http_429": int(st.d_i[d, K.DI_429]),
                 "gpu_seconds": float((bill["seconds"] * bill["gpus"]).sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, reqs),
                 "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
-                "cold_starts": 0,
+                "cold_starts": control.deps[d].cold_starts,
                 "mean_ready_replicas": ready_area / end if end > 0 else 0.0,
                 "max_ready_replicas": int(sim.max_ready[d]),
-                "pending_replica_seconds": 0.0,
+                "pending_replica_seconds": control.deps[d].pending_area,
                 "utilization": busy / ready_area if ready_area > 0 else 0.0,
             }
         )
         per[name] = {key: kpis[key] for key in KPI_KEYS}
+        ctl = control.deps[d]
+        per[name].update(
+            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
+        )
     total = latency_kpis(requests, spec.warmup, slo)
     sums = ("http_503", "http_429", "gpu_seconds", "cost_usd", "cold_starts",
             "mean_ready_replicas", "pending_replica_seconds")
@@ -260,7 +327,8 @@ def _summary(
         "simulated_s": end,
         "wall_s": 0.0,
         "capsim_version": __version__,
-        "total": {key: total[key] for key in KPI_KEYS},
+        "total": {key: total[key] for key in KPI_KEYS}
+        | {"replica_crashes": sum(c.crashes for c in control.deps)},
         "deployments": per,
         "scenario": loaded.resolved(),
     }

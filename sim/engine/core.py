@@ -24,6 +24,7 @@ import simpy
 
 from sim.engine import kernel as K
 from sim.engine.kernel import KernelState
+from sim.fleet.control import STAGES, ControlPlane
 
 STATUS_NAMES = K.STATUS_NAMES
 _INF = math.inf
@@ -87,34 +88,44 @@ class DeploymentPlan:
 
 
 @dataclass
-class ReplicaRecord:
-    """One replica's life, for billing and the timeline."""
-
-    deployment: int
-    datacenter: str
-    gpus: int
-    ready_s: float
-    stopped_s: float = _INF
-
-
-@dataclass
 class TimelineRow:
     t_end: float
     interval_s: float
     deployment: int
     arrivals: int
     completions: int
-    ready_replicas: int
     desired_replicas: int
+    pending_replicas: int
+    scheduling_replicas: int
+    downloading_replicas: int
+    initializing_replicas: int
+    ready_replicas: int
+    draining_replicas: int
     gpus_allocated: int
     queue_depth: float
     utilization: float
     http_503: int
     http_429: int
+    state: str
+    label: str
+
+
+@dataclass
+class AllocationRow:
+    t_end: float
+    datacenter: str
+    accelerator: str
+    holder: str  # a deployment's name, or "background" (other tenants)
+    gpus: int
 
 
 class Simulation:
-    """One run over fixed workloads.  Build, call :meth:`run`, read the tables."""
+    """One run over fixed workloads.  Build, call :meth:`run`, read the tables.
+
+    Without a control plane every deployment's ``replicas`` are ready at t = 0
+    in its ``datacenter`` and stay (the engine tests and the benchmark use
+    this); with one, replicas come and go as it decides.
+    """
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class Simulation:
         jitter_rng: np.random.Generator,
         timeline_interval_s: float = 60.0,
         drain_limit_s: float | None = None,
+        control: ControlPlane | None = None,
     ):
         self.env = Clock()
         self.plans = plans
@@ -133,10 +145,12 @@ class Simulation:
         self.drain_limit = drain_limit_s if drain_limit_s is not None else max(horizon_s, 3600.0)
         self.jitter_rng = jitter_rng
         self.interval = timeline_interval_s
+        self.control = control
         self.state = self._initial_state(plans, clients)
         self.n_replicas = 0
-        self.replica_records: list[ReplicaRecord] = []
+        self.kernel_dc: list[str] = []  # datacenter of each ready replica, by kernel index
         self.timeline: list[TimelineRow] = []
+        self.allocation: list[AllocationRow] = []
         self.ready_area = np.zeros(len(plans))
         self._ready_t = np.zeros(len(plans))
         self.max_ready = np.zeros(len(plans), dtype=np.int64)
@@ -156,175 +170,190 @@ class Simulation:
         )
         order = np.argsort(times, kind="stable")  # ties: deployment order, then trace order
         n = len(times)
+        d_i = np.zeros((n_dep, K.N_DI), np.int64)
+        d_f = np.zeros((n_dep, K.N_DF))
         maxc = np.array([p.shape.max_concurrency for p in plans], np.int64)
         width = int(maxc.max()) + 1
         d_M = np.zeros((n_dep, width))
         d_C = np.zeros((n_dep, width))
-        d_m1 = np.zeros(n_dep)
-        d_c1 = np.zeros(n_dep)
         for i, p in enumerate(plans):
             M, m1, C, c1 = p.shape.step_table(int(maxc[i]))
             d_M[i, : len(M)] = M
             d_C[i, : len(C)] = C
-            d_m1[i], d_c1[i] = m1, c1
+            d_f[i, K.DF_M1], d_f[i, K.DF_C1] = m1, c1
+            d_f[i, K.DF_CHUNK] = float(p.shape.prefill_chunk)
+            d_f[i, K.DF_LAST_ATTEMPT] = 0.0
+            d_i[i, K.DI_MAXC] = maxc[i]
+            d_i[i, K.DI_KVCAP] = p.shape.kv_capacity_tokens
+            d_i[i, K.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
+            d_i[i, K.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
+            d_i[i, K.DI_Q_HEAD] = d_i[i, K.DI_Q_TAIL] = -1
         nan = np.full(n, np.nan)
-        ints = np.zeros(n_dep, np.int64)
-        floats = np.zeros(n_dep)
-        none = np.full(n_dep, -1, np.int64)
         counters = np.zeros(K.N_COUNTERS, np.int64)
         counters[K.C_OUTSTANDING] = n
         return KernelState(
-            arrival=times[order],
-            dep=dep[order],
-            inp=inp[order],
-            out=out[order],
-            pf_work=work[order],
-            attempt_t=nan.copy(),
-            start_t=nan.copy(),
-            first_t=nan.copy(),
-            finish_t=nan.copy(),
-            status=np.zeros(n, np.int64),
-            attempts=np.zeros(n, np.int64),
-            replica=np.full(n, -1, np.int64),
+            arrival=times[order], dep=dep[order], inp=inp[order], out=out[order],
+            pf_work=work[order], attempt_t=nan.copy(), start_t=nan.copy(),
+            first_t=nan.copy(), finish_t=nan.copy(), status=np.zeros(n, np.int64),
+            attempts=np.zeros(n, np.int64), replica=np.full(n, -1, np.int64),
             link=np.full(n, -1, np.int64),
-            d_maxc=maxc,
-            d_kvcap=np.array([p.shape.kv_capacity_tokens for p in plans], np.int64),
-            d_chunk=np.array([float(p.shape.prefill_chunk) for p in plans]),
-            d_M=d_M,
-            d_C=d_C,
-            d_m1=d_m1,
-            d_c1=d_c1,
-            d_max_queue=np.array(
-                [-1 if p.max_queue is None else p.max_queue for p in plans], np.int64
-            ),
-            d_queue_cold=np.array([int(p.queue_on_cold_start) for p in plans], np.int64),
-            d_notify_503=ints.copy(),
-            d_q_head=none.copy(),
-            d_q_tail=none.copy(),
-            d_q_len=ints.copy(),
-            d_q_area=floats.copy(),
-            d_q_t=floats.copy(),
-            d_http_503=ints.copy(),
-            d_http_429=ints.copy(),
-            d_arrivals=ints.copy(),
-            d_completions=ints.copy(),
-            d_tokens_in=ints.copy(),
-            d_tokens_out=ints.copy(),
-            d_reps=np.full((n_dep, 4), -1, np.int64),
-            d_nreps=ints.copy(),
-            r_dep=np.zeros(0, np.int64),
-            r_n=np.zeros(0, np.int64),
-            r_kv_res=np.zeros(0, np.int64),
-            r_kv=np.zeros(0),
-            r_pf_head=np.zeros(0, np.int64),
-            r_pf_tail=np.zeros(0, np.int64),
-            r_pf_left=np.zeros(0),
-            r_vtime=np.zeros(0),
-            r_rate_d=np.zeros(0),
-            r_rate_p=np.zeros(0),
-            r_last=np.zeros(0),
-            r_busy=np.zeros(0),
-            r_busy_since=np.zeros(0),
-            r_heap_off=np.zeros(0, np.int64),
-            r_heap_n=np.zeros(0, np.int64),
-            hv=np.zeros(0),
-            hr=np.zeros(0, np.int64),
-            ih_key=np.zeros(0),
-            ih_item=np.zeros(0, np.int64),
-            ih_pos=np.zeros(0, np.int64),
-            rt_t=np.zeros(1024),
-            rt_seq=np.zeros(1024, np.int64),
+            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_reps=np.full((n_dep, 4), -1, np.int64),
+            r_i=np.zeros((0, K.N_RI), np.int64), r_f=np.zeros((0, K.N_RF)),
+            hv=np.zeros(0), hr=np.zeros(0, np.int64),
+            ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
+            rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
-            client=clients.as_array(),
-            counters=counters,
+            client=clients.as_array(), counters=counters,
         )
 
     # -- the control plane's hands on the request path ---------------------
-    def add_replica(self, dep: int, datacenter: str) -> int:
-        """Bring a ready replica into deployment ``dep`` at the current time; its id."""
+    def ready_replica(self, dep: int, datacenter: str) -> int:
+        """A replica of ``dep`` starts serving now; its index in the request path."""
         s = self.state
         r = self.n_replicas
-        if r >= len(s.r_dep):
-            self._grow_replicas(max(8, 2 * len(s.r_dep)))
-        if s.d_nreps[dep] >= s.d_reps.shape[1]:
-            wider = np.full((s.d_reps.shape[0], 2 * s.d_reps.shape[1]), -1, np.int64)
-            wider[:, : s.d_reps.shape[1]] = s.d_reps
-            s.d_reps = wider
-        maxc = int(s.d_maxc[dep])
-        off = int(s.r_heap_off[r - 1] + s.d_maxc[s.r_dep[r - 1]]) if r else 0
+        if r >= len(s.r_i):
+            self._grow_replicas(max(8, 2 * len(s.r_i)))
+        maxc = int(s.d_i[dep, K.DI_MAXC])
+        off = int(s.r_i[r - 1, K.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, K.RI_DEP], K.DI_MAXC]) if r else 0
         if off + maxc > len(s.hv):
             size = max(2 * len(s.hv), off + maxc)
             s.hv = np.resize(s.hv, size)
             s.hr = np.resize(s.hr, size)
         t = self.env.now
-        s.r_dep[r] = dep
-        s.r_n[r] = s.r_kv_res[r] = s.r_heap_n[r] = 0
-        s.r_kv[r] = s.r_pf_left[r] = s.r_vtime[r] = 0.0
-        s.r_rate_d[r] = s.r_rate_p[r] = s.r_busy[r] = 0.0
-        s.r_pf_head[r] = s.r_pf_tail[r] = -1
-        s.r_last[r] = s.r_busy_since[r] = t
-        s.r_heap_off[r] = off
+        s.r_i[r] = 0
+        s.r_f[r] = 0.0
+        s.r_i[r, K.RI_DEP] = dep
+        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
+        s.r_i[r, K.RI_HEAP_OFF] = off
+        s.r_f[r, K.RF_LAST] = s.r_f[r, K.RF_BUSY_SINCE] = t
         # a new entry at the end of the indexed heap, key infinity: no sifting needed
         s.ih_key[r] = _INF
         s.ih_item[r] = r
         s.ih_pos[r] = r
         self.n_replicas = r + 1
         s.counters[K.C_REPLICA_HEAP] = self.n_replicas
+        self.kernel_dc.append(datacenter)
         self._touch_ready(dep, t)
-        s.d_reps[dep, s.d_nreps[dep]] = r
-        s.d_nreps[dep] += 1
-        self.max_ready[dep] = max(self.max_ready[dep], s.d_nreps[dep])
-        self.replica_records.append(
-            ReplicaRecord(
-                deployment=dep, datacenter=datacenter, gpus=self.plans[dep].shape.gpus, ready_s=t
-            )
-        )
+        n = int(s.d_i[dep, K.DI_NREPS])
+        if n >= s.d_reps.shape[1]:
+            wider = np.full((s.d_reps.shape[0], 2 * s.d_reps.shape[1]), -1, np.int64)
+            wider[:, : s.d_reps.shape[1]] = s.d_reps
+            s.d_reps = wider
+        s.d_reps[dep, n] = r
+        s.d_i[dep, K.DI_NREPS] = n + 1
+        self.max_ready[dep] = max(self.max_ready[dep], n + 1)
+        K.fill_and_reschedule(r, t, *s.args())
         return r
+
+    def _unroute(self, r: int) -> None:
+        """Take replica ``r`` out of its deployment's routing list."""
+        s = self.state
+        dep = int(s.r_i[r, K.RI_DEP])
+        n = int(s.d_i[dep, K.DI_NREPS])
+        row = list(s.d_reps[dep, :n])
+        if r in row:
+            self._touch_ready(dep, self.env.now)
+            row.remove(r)
+            s.d_reps[dep, : n - 1] = row
+            s.d_reps[dep, n - 1] = -1
+            s.d_i[dep, K.DI_NREPS] = n - 1
+
+    def drain_replica(self, r: int) -> bool:
+        """Stop routing to ``r``; True if it is already empty (stopped now)."""
+        s = self.state
+        self._unroute(r)
+        s.r_i[r, K.RI_DRAINING] = 1
+        return bool(s.r_i[r, K.RI_N] == 0)
+
+    def crash_replica(self, r: int) -> int:
+        """Lose replica ``r`` now; its in-flight requests reach the router again at once."""
+        s = self.state
+        t = self.env.now
+        self._unroute(r)
+        lost = []
+        q = int(s.r_i[r, K.RI_PF_HEAD])
+        while q >= 0:
+            lost.append(q)
+            q = int(s.link[q])
+        off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+        lost.extend(int(q) for q in s.hr[off : off + n_dec])
+        dep = int(s.r_i[r, K.RI_DEP])
+        if s.r_i[r, K.RI_N] > 0:
+            s.r_f[r, K.RF_BUSY] += t - s.r_f[r, K.RF_BUSY_SINCE]
+        # the level monitor of requests in service loses them
+        s.d_f[dep, K.DF_SERV_AREA] += s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
+        s.d_f[dep, K.DF_SERV_T] = t
+        s.d_i[dep, K.DI_SERVING] -= len(lost)
+        s.r_i[r, K.RI_N] = s.r_i[r, K.RI_KV_RES] = s.r_i[r, K.RI_HEAP_N] = 0
+        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
+        s.r_i[r, K.RI_DRAINING] = 1
+        s.r_f[r, K.RF_KV] = 0.0
+        K.ih_update(s.ih_key, s.ih_item, s.ih_pos, self.n_replicas, r, _INF)
+        for q in sorted(lost):
+            s.start_t[q] = s.first_t[q] = np.nan
+            s.replica[q] = -1
+            if s.counters[K.C_RETRY_SIZE] >= len(s.rt_t):
+                self._grow_retries()
+            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.counters)
+        return len(lost)
+
+    def set_notify_cold(self, dep: int, on: bool) -> None:
+        self.state.d_i[dep, K.DI_NOTIFY_COLD] = int(on)
+
+    def last_attempt(self, dep: int) -> float:
+        return float(self.state.d_f[dep, K.DF_LAST_ATTEMPT])
+
+    def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
+        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
+        s = self.state
+        inflight = self.queue_area(dep, t) + float(
+            s.d_f[dep, K.DF_SERV_AREA] + s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
+        )
+        return (t, float(s.d_i[dep, K.DI_ATTEMPTS]), inflight,
+                float(s.d_i[dep, K.DI_TOKENS_IN]), float(s.d_i[dep, K.DI_TOKENS_OUT]))
+
+    def capacity_per_replica(self, dep: int) -> float:
+        """Requests one replica holds at once: max_concurrency, or fewer of the sizes
+        seen so far when the KV cache binds."""
+        s = self.state
+        maxc = float(s.d_i[dep, K.DI_MAXC])
+        done = s.d_i[dep, K.DI_COMPLETIONS]
+        if done == 0:
+            return maxc
+        tokens = (s.d_i[dep, K.DI_TOKENS_IN] + s.d_i[dep, K.DI_TOKENS_OUT]) / done
+        return max(1.0, min(maxc, float(s.d_i[dep, K.DI_KVCAP]) // max(tokens, 1.0)))
 
     def _grow_replicas(self, cap: int) -> None:
         s = self.state
-        for name in (
-            "r_dep",
-            "r_n",
-            "r_kv_res",
-            "r_kv",
-            "r_pf_head",
-            "r_pf_tail",
-            "r_pf_left",
-            "r_vtime",
-            "r_rate_d",
-            "r_rate_p",
-            "r_last",
-            "r_busy",
-            "r_busy_since",
-            "r_heap_off",
-            "r_heap_n",
-            "ih_key",
-            "ih_item",
-            "ih_pos",
-        ):
+        for name in ("r_i", "r_f", "ih_key", "ih_item", "ih_pos"):
             old = getattr(s, name)
-            new = np.zeros(cap, old.dtype)
+            new = np.zeros((cap, *old.shape[1:]), old.dtype)
             new[: len(old)] = old
             setattr(s, name, new)
 
+    def _grow_retries(self) -> None:
+        s = self.state
+        size = 2 * len(s.rt_t)
+        s.rt_t, s.rt_seq, s.rt_req = (np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req))
+
     def _touch_ready(self, dep: int, t: float) -> None:
-        self.ready_area[dep] += self.state.d_nreps[dep] * (t - self._ready_t[dep])
+        self.ready_area[dep] += self.state.d_i[dep, K.DI_NREPS] * (t - self._ready_t[dep])
         self._ready_t[dep] = t
 
     # -- monitors ----------------------------------------------------------
     def queue_area(self, dep: int, t: float) -> float:
         s = self.state
-        return float(s.d_q_area[dep] + s.d_q_len[dep] * (t - s.d_q_t[dep]))
+        return float(s.d_f[dep, K.DF_Q_AREA] + s.d_i[dep, K.DI_Q_LEN] * (t - s.d_f[dep, K.DF_Q_T]))
 
     def busy_time(self, dep: int, t: float) -> float:
         """Replica-seconds of ``dep`` with at least one request in service, up to ``t``."""
         s = self.state
-        mine = s.r_dep[: self.n_replicas] == dep
-        busy = s.r_busy[: self.n_replicas][mine]
-        active = s.r_n[: self.n_replicas][mine] > 0
-        since = s.r_busy_since[: self.n_replicas][mine]
+        n = self.n_replicas
+        mine = s.r_i[:n, K.RI_DEP] == dep
+        busy = s.r_f[:n, K.RF_BUSY][mine]
+        active = s.r_i[:n, K.RI_N][mine] > 0
+        since = s.r_f[:n, K.RF_BUSY_SINCE][mine]
         return float(busy.sum() + (t - since[active]).sum())
 
     def _sampler(self) -> simpy.events.ProcessGenerator:
@@ -341,42 +370,63 @@ class Simulation:
         for d in range(len(self.plans)):
             self._touch_ready(d, t)
             now = (
-                float(s.d_arrivals[d]),
-                float(s.d_completions[d]),
-                self.queue_area(d, t),
-                float(self.ready_area[d]),
-                self.busy_time(d, t),
-                float(s.d_http_503[d]),
-                float(s.d_http_429[d]),
+                float(s.d_i[d, K.DI_ARRIVALS]), float(s.d_i[d, K.DI_COMPLETIONS]),
+                self.queue_area(d, t), float(self.ready_area[d]), self.busy_time(d, t),
+                float(s.d_i[d, K.DI_503]), float(s.d_i[d, K.DI_429]),
             )
             prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
-            ready = int(s.d_nreps[d])
+            ready = int(s.d_i[d, K.DI_NREPS])
+            stages = dict.fromkeys(STAGES, 0)
+            desired, state, label = ready, "READY", "READY"
+            gpus = ready * self.plans[d].shape.gpus
+            if self.control is not None:
+                ctl = self.control.deps[d]
+                for life in ctl.replicas:
+                    stages[life.stage] += 1
+                desired, state, label = ctl.desired, ctl.state, self.control.label(ctl)
+                gpus = sum(life.gpus for life in ctl.replicas
+                           if life.stage not in ("pending", "stopped"))
+            else:
+                stages["ready"] = ready
             self.timeline.append(
                 TimelineRow(
-                    t_end=t,
-                    interval_s=span,
-                    deployment=d,
-                    arrivals=round(delta[0]),
-                    completions=round(delta[1]),
-                    ready_replicas=ready,
-                    desired_replicas=ready,
-                    gpus_allocated=ready * self.plans[d].shape.gpus,
+                    t_end=t, interval_s=span, deployment=d,
+                    arrivals=round(delta[0]), completions=round(delta[1]),
+                    desired_replicas=desired,
+                    pending_replicas=stages["pending"],
+                    scheduling_replicas=stages["scheduling"],
+                    downloading_replicas=stages["downloading"],
+                    initializing_replicas=stages["initializing"],
+                    ready_replicas=stages["ready"],
+                    draining_replicas=stages["draining"],
+                    gpus_allocated=gpus,
                     queue_depth=delta[2] / span,
                     utilization=delta[4] / delta[3] if delta[3] > 0 else 0.0,
-                    http_503=round(delta[5]),
-                    http_429=round(delta[6]),
+                    http_503=round(delta[5]), http_429=round(delta[6]),
+                    state=state, label=label,
                 )
             )
             self._last_snapshot[d] = now
+        if self.control is not None:
+            inv = self.control.inventory
+            for (dc, acc, holder), gpus in sorted(inv.held_by.items()):
+                if gpus:
+                    self.allocation.append(AllocationRow(t, dc, acc, self.names[holder], gpus))
+            for (dc, acc), gpus in sorted(inv.background.items()):
+                if gpus:
+                    self.allocation.append(AllocationRow(t, dc, acc, "background", gpus))
         self._last_sample_t = t
 
     # -- the loop ----------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> None:
         env = self.env
-        for dep, plan in enumerate(self.plans):
-            for _ in range(plan.replicas):
-                self.add_replica(dep, plan.datacenter)
+        if self.control is None:
+            for dep, plan in enumerate(self.plans):
+                for _ in range(plan.replicas):
+                    self.ready_replica(dep, plan.datacenter)
+        else:
+            self.control.start(self)
         env.process(self._sampler())
         s = self.state
         horizon, stop = self.horizon, self.horizon + self.drain_limit
@@ -389,13 +439,16 @@ class Simulation:
                 s.counters[K.C_UNIFORM] = 0
                 continue
             if reason == K.STOP_RETRY_FULL:
-                size = 2 * len(s.rt_t)
-                s.rt_t, s.rt_seq, s.rt_req = (
-                    np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req)
-                )
+                self._grow_retries()
                 continue
-            if reason == K.STOP_503:
+            if reason in (K.STOP_COLD, K.STOP_DRAINED):
                 env.advance(t)
+                if self.control is not None:
+                    which = int(s.counters[K.C_LAST])
+                    if reason == K.STOP_COLD:
+                        self.control.on_cold(which)
+                    else:
+                        self.control.on_drained(which)
                 continue
             # every request event before the next control event is done
             if tc > stop or (tc > horizon and s.counters[K.C_OUTSTANDING] == 0):
@@ -416,8 +469,8 @@ class Simulation:
         self._sample(t)
         for d in range(len(self.plans)):
             self._touch_ready(d, t)
-        for rec in self.replica_records:
-            rec.stopped_s = min(rec.stopped_s, t)
+        if self.control is not None:
+            self.control.finish()
         s = self.state
         s.status[s.status == K.IN_FLIGHT] = K.UNFINISHED
         self.end_s = t

@@ -45,13 +45,27 @@ IN_FLIGHT, OK, FAILED_503, REJECTED_429, UNFINISHED = 0, 1, 2, 3, 4
 STATUS_NAMES = ("in_flight", "ok", "failed_503", "rejected_429", "unfinished")
 
 # Why run_until returned.
-STOP_LIMIT, STOP_503, STOP_NEED_UNIFORMS, STOP_RETRY_FULL = 0, 1, 2, 3
+STOP_LIMIT, STOP_COLD, STOP_NEED_UNIFORMS, STOP_RETRY_FULL, STOP_DRAINED = 0, 1, 2, 3, 4
 
 # Counters in KernelState.counters.
-C_NEXT_ARRIVAL, C_OUTSTANDING, C_RETRY_SIZE, C_RETRY_SEQ, C_UNIFORM, C_REPLICA_HEAP, C_LAST_DEP = (
-    0, 1, 2, 3, 4, 5, 6,
-)
+C_NEXT_ARRIVAL, C_OUTSTANDING, C_RETRY_SIZE, C_RETRY_SEQ, C_UNIFORM, C_REPLICA_HEAP = range(6)
+C_LAST = 6  # the deployment (STOP_COLD) or replica (STOP_DRAINED) concerned
 N_COUNTERS = 7
+
+# Integer fields of a deployment: columns of KernelState.d_i.
+(DI_MAXC, DI_KVCAP, DI_MAX_QUEUE, DI_QUEUE_COLD, DI_NOTIFY_COLD, DI_Q_HEAD, DI_Q_TAIL,
+ DI_Q_LEN, DI_503, DI_429, DI_ARRIVALS, DI_ATTEMPTS, DI_COMPLETIONS, DI_TOKENS_IN,
+ DI_TOKENS_OUT, DI_NREPS, DI_SERVING) = range(17)
+N_DI = 17
+# Float fields of a deployment: columns of KernelState.d_f.
+DF_CHUNK, DF_M1, DF_C1, DF_Q_AREA, DF_Q_T, DF_SERV_AREA, DF_SERV_T, DF_LAST_ATTEMPT = range(8)
+N_DF = 8
+# Integer fields of a replica: columns of KernelState.r_i.
+RI_DEP, RI_N, RI_KV_RES, RI_PF_HEAD, RI_PF_TAIL, RI_HEAP_OFF, RI_HEAP_N, RI_DRAINING = range(8)
+N_RI = 8
+# Float fields of a replica: columns of KernelState.r_f.
+RF_KV, RF_PF_LEFT, RF_VTIME, RF_RATE_D, RF_RATE_P, RF_LAST, RF_BUSY, RF_BUSY_SINCE = range(8)
+N_RF = 8
 
 # A phase has finished when its remaining work would take at most this
 # fraction of the clock's value: float rounding of event times leaves crumbs.
@@ -96,45 +110,14 @@ class KernelState:
     replica: np.ndarray
     link: np.ndarray  # i8 next request in the FIFO (prefill queue or router queue) it is in
     # deployments (d)
-    d_maxc: np.ndarray
-    d_kvcap: np.ndarray
-    d_chunk: np.ndarray  # f8 prefill chunk in tokens
-    d_M: np.ndarray  # (d, maxc+1) f8
+    d_i: np.ndarray  # (d, N_DI) i8, see DI_*
+    d_f: np.ndarray  # (d, N_DF) f8, see DF_*
+    d_M: np.ndarray  # (d, maxc+1) f8 decode step table
     d_C: np.ndarray
-    d_m1: np.ndarray
-    d_c1: np.ndarray
-    d_max_queue: np.ndarray  # -1: unbounded
-    d_queue_cold: np.ndarray  # 1: buffer requests while no replica is ready
-    d_notify_503: np.ndarray  # 1: return to the caller on a 503
-    d_q_head: np.ndarray
-    d_q_tail: np.ndarray
-    d_q_len: np.ndarray
-    d_q_area: np.ndarray
-    d_q_t: np.ndarray
-    d_http_503: np.ndarray
-    d_http_429: np.ndarray
-    d_arrivals: np.ndarray
-    d_completions: np.ndarray
-    d_tokens_in: np.ndarray  # prompt tokens of completed prefills
-    d_tokens_out: np.ndarray  # output tokens of completed requests
-    d_reps: np.ndarray  # (d, cap) ready replica ids, in creation order
-    d_nreps: np.ndarray
+    d_reps: np.ndarray  # (d, cap) ready replica ids that take new requests
     # replicas (r)
-    r_dep: np.ndarray
-    r_n: np.ndarray  # admitted requests
-    r_kv_res: np.ndarray  # reserved tokens Σ(in + out)
-    r_kv: np.ndarray  # f8 Σ(in + out/2)
-    r_pf_head: np.ndarray
-    r_pf_tail: np.ndarray
-    r_pf_left: np.ndarray  # f8 seconds of exclusive prefill left for the head
-    r_vtime: np.ndarray
-    r_rate_d: np.ndarray
-    r_rate_p: np.ndarray
-    r_last: np.ndarray
-    r_busy: np.ndarray  # f8 busy seconds so far
-    r_busy_since: np.ndarray
-    r_heap_off: np.ndarray  # offset of the replica's decode heap in hv/hr
-    r_heap_n: np.ndarray
+    r_i: np.ndarray  # (r, N_RI) i8, see RI_*
+    r_f: np.ndarray  # (r, N_RF) f8, see RF_*
     hv: np.ndarray  # f8 decode heaps: finishing virtual time
     hr: np.ndarray  # i8 decode heaps: request
     # indexed heap of replicas by next completion time
@@ -319,18 +302,8 @@ def run_until(
     pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
     finish_t: np.ndarray, status: np.ndarray, attempts: np.ndarray, replica: np.ndarray,
     link: np.ndarray,
-    d_maxc: np.ndarray, d_kvcap: np.ndarray, d_chunk: np.ndarray, d_M: np.ndarray,
-    d_C: np.ndarray, d_m1: np.ndarray, d_c1: np.ndarray, d_max_queue: np.ndarray,
-    d_queue_cold: np.ndarray, d_notify_503: np.ndarray, d_q_head: np.ndarray,
-    d_q_tail: np.ndarray, d_q_len: np.ndarray, d_q_area: np.ndarray, d_q_t: np.ndarray,
-    d_http_503: np.ndarray, d_http_429: np.ndarray, d_arrivals: np.ndarray,
-    d_completions: np.ndarray, d_tokens_in: np.ndarray, d_tokens_out: np.ndarray,
-    d_reps: np.ndarray, d_nreps: np.ndarray,
-    r_dep: np.ndarray, r_n: np.ndarray, r_kv_res: np.ndarray, r_kv: np.ndarray,
-    r_pf_head: np.ndarray, r_pf_tail: np.ndarray, r_pf_left: np.ndarray, r_vtime: np.ndarray,
-    r_rate_d: np.ndarray, r_rate_p: np.ndarray, r_last: np.ndarray, r_busy: np.ndarray,
-    r_busy_since: np.ndarray, r_heap_off: np.ndarray, r_heap_n: np.ndarray,
-    hv: np.ndarray, hr: np.ndarray,
+    d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_reps: np.ndarray,
+    r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
     uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray,
@@ -360,39 +333,41 @@ def run_until(
         if kind == 0:
             # ---- a prefill or a decode finished on replica r ------------
             r = ih_item[0]
-            d = r_dep[r]
-            _advance(r, t, r_last, r_vtime, r_rate_d, r_pf_left, r_rate_p, r_heap_n, r_pf_head)
+            d = r_i[r, RI_DEP]
+            _advance(r, t, r_i, r_f)
             slack = TIME_EPS * (t if t > 1.0 else 1.0)
             # prefills that are done (FCFS: only the head progresses)
-            while r_pf_head[r] >= 0 and r_pf_left[r] <= r_rate_p[r] * slack:
-                q = r_pf_head[r]
+            while r_i[r, RI_PF_HEAD] >= 0 and r_f[r, RF_PF_LEFT] <= r_f[r, RF_RATE_P] * slack:
+                q = r_i[r, RI_PF_HEAD]
                 nxt = link[q]
-                r_pf_head[r] = nxt
+                r_i[r, RI_PF_HEAD] = nxt
                 if nxt < 0:
-                    r_pf_tail[r] = -1
+                    r_i[r, RI_PF_TAIL] = -1
                 else:
-                    r_pf_left[r] = pf_work[nxt]
+                    r_f[r, RF_PF_LEFT] = pf_work[nxt]
                 first_t[q] = t
-                d_tokens_in[d] += inp[q]
+                d_i[d, DI_TOKENS_IN] += inp[q]
                 if out[q] > 1:
-                    _dh_push(hv, hr, r_heap_off[r], r_heap_n[r], r_vtime[r] + (out[q] - 1), q)
-                    r_heap_n[r] += 1
+                    _dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
+                             r_f[r, RF_VTIME] + (out[q] - 1), q)
+                    r_i[r, RI_HEAP_N] += 1
                 else:
-                    _finish(q, r, d, t, finish_t, status, inp, out, r_n, r_kv_res, r_kv,
-                            r_busy, r_busy_since, d_completions, d_tokens_out, counters)
+                    _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters)
             # decodes that are done
-            off = r_heap_off[r]
-            while r_heap_n[r] > 0 and hv[off] <= r_vtime[r] + r_rate_d[r] * slack:
-                q = _dh_pop(hv, hr, off, r_heap_n[r])
-                r_heap_n[r] -= 1
-                _finish(q, r, d, t, finish_t, status, inp, out, r_n, r_kv_res, r_kv,
-                        r_busy, r_busy_since, d_completions, d_tokens_out, counters)
-            _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_maxc, d_kvcap,
-                  d_q_head, d_q_tail, d_q_len, d_q_area, d_q_t, r_n, r_kv_res, r_kv,
-                  r_pf_head, r_pf_tail, r_pf_left, r_busy_since)
-            _reschedule(r, d, t, d_M, d_C, d_m1, d_c1, d_chunk, inp, pf_work, r_kv,
-                        r_pf_head, r_pf_left, r_vtime, r_rate_d, r_rate_p, r_last, r_heap_off,
-                        r_heap_n, hv, ih_key, ih_item, ih_pos, n_rep_heap)
+            off = r_i[r, RI_HEAP_OFF]
+            while r_i[r, RI_HEAP_N] > 0 and (
+                hv[off] <= r_f[r, RF_VTIME] + r_f[r, RF_RATE_D] * slack
+            ):
+                q = _dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
+                r_i[r, RI_HEAP_N] -= 1
+                _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters)
+            if r_i[r, RI_DRAINING] == 0:
+                _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
+            _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv,
+                        ih_key, ih_item, ih_pos, n_rep_heap)
+            if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
+                counters[C_LAST] = r
+                return STOP_DRAINED, t
             continue
 
         # ---- an attempt reaches the router: a retry or a new arrival ----
@@ -406,182 +381,219 @@ def run_until(
         else:
             q = i_next
             counters[C_NEXT_ARRIVAL] = i_next + 1
-            d_arrivals[dep[q]] += 1
+            d_i[dep[q], DI_ARRIVALS] += 1
         d = dep[q]
         attempts[q] += 1
         attempt_t[q] = t
-        if d_nreps[d] == 0 and d_queue_cold[d] == 0:
-            d_http_503[d] += 1
+        d_i[d, DI_ATTEMPTS] += 1
+        d_f[d, DF_LAST_ATTEMPT] = t
+        cold = d_i[d, DI_NREPS] == 0
+        if cold and d_i[d, DI_QUEUE_COLD] == 0:
+            # no ready replica: 503 DEPLOYMENT_SCALING_UP, not queued
+            d_i[d, DI_503] += 1
             _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, attempts,
                            finish_t, status, rt_t, rt_seq, rt_req, counters)
-            if d_notify_503[d] == 1:
-                counters[C_LAST_DEP] = d
-                return STOP_503, t
+            if d_i[d, DI_NOTIFY_COLD] == 1:
+                counters[C_LAST] = d
+                return STOP_COLD, t
             continue
-        if d_q_len[d] == 0 and d_nreps[d] > 0:
-            # least-loaded ready replica that fits; ties: first created
-            need = inp[q] + out[q]
-            best = -1
-            best_n = 1 << 62
-            for k in range(d_nreps[d]):
-                r = d_reps[d, k]
-                n_r = r_n[r]
-                if n_r < best_n and (
-                    n_r == 0 or (n_r < d_maxc[d] and r_kv_res[r] + need <= d_kvcap[d])
-                ):
-                    best = r
-                    best_n = n_r
-                    if n_r == 0:
-                        break
+        if d_i[d, DI_Q_LEN] == 0 and not cold:
+            best = _pick(d, inp[q] + out[q], d_i, d_reps, r_i)
             if best >= 0:
-                _advance(best, t, r_last, r_vtime, r_rate_d, r_pf_left, r_rate_p, r_heap_n,
-                         r_pf_head)
-                _admit(q, best, t, link, inp, out, pf_work, start_t, replica, r_n, r_kv_res,
-                       r_kv, r_pf_head, r_pf_tail, r_pf_left, r_busy_since)
-                _reschedule(best, d, t, d_M, d_C, d_m1, d_c1, d_chunk, inp, pf_work, r_kv,
-                            r_pf_head, r_pf_left, r_vtime, r_rate_d, r_rate_p, r_last,
-                            r_heap_off, r_heap_n, hv, ih_key, ih_item, ih_pos, n_rep_heap)
+                _advance(best, t, r_i, r_f)
+                _admit(q, best, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
+                _reschedule(best, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv,
+                            ih_key, ih_item, ih_pos, n_rep_heap)
                 continue
-        if d_max_queue[d] >= 0 and d_q_len[d] >= d_max_queue[d]:
-            d_http_429[d] += 1
+        if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
+            d_i[d, DI_429] += 1
             _retry_or_fail(q, t, REJECTED_429, max_retries, client, uniforms, attempts,
                            finish_t, status, rt_t, rt_seq, rt_req, counters)
             continue
         # join the router queue (FIFO)
-        d_q_area[d] += d_q_len[d] * (t - d_q_t[d])
-        d_q_t[d] = t
+        d_f[d, DF_Q_AREA] += d_i[d, DI_Q_LEN] * (t - d_f[d, DF_Q_T])
+        d_f[d, DF_Q_T] = t
         link[q] = -1
-        if d_q_tail[d] >= 0:
-            link[d_q_tail[d]] = q
+        if d_i[d, DI_Q_TAIL] >= 0:
+            link[d_i[d, DI_Q_TAIL]] = q
         else:
-            d_q_head[d] = q
-        d_q_tail[d] = q
-        d_q_len[d] += 1
+            d_i[d, DI_Q_HEAD] = q
+        d_i[d, DI_Q_TAIL] = q
+        d_i[d, DI_Q_LEN] += 1
+        if cold and d_i[d, DI_NOTIFY_COLD] == 1:
+            counters[C_LAST] = d
+            return STOP_COLD, t
 
 
 @njit(cache=True)
-def _advance(r: int, t: float, r_last: np.ndarray, r_vtime: np.ndarray, r_rate_d: np.ndarray,
-             r_pf_left: np.ndarray, r_rate_p: np.ndarray, r_heap_n: np.ndarray,
-             r_pf_head: np.ndarray) -> None:
+def _pick(d: int, need: int, d_i: np.ndarray, d_reps: np.ndarray, r_i: np.ndarray) -> int:
+    """Least-loaded ready replica of ``d`` that can admit ``need`` tokens; ties: oldest."""
+    best = -1
+    best_n = 1 << 62
+    maxc = d_i[d, DI_MAXC]
+    kvcap = d_i[d, DI_KVCAP]
+    for k in range(d_i[d, DI_NREPS]):
+        r = d_reps[d, k]
+        n_r = r_i[r, RI_N]
+        if n_r < best_n and (n_r == 0 or (n_r < maxc and r_i[r, RI_KV_RES] + need <= kvcap)):
+            best = r
+            best_n = n_r
+            if n_r == 0:
+                break
+    return best
+
+
+@njit(cache=True)
+def _advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Move replica ``r``'s progress to ``t`` at its current, constant rates."""
-    dt = t - r_last[r]
+    dt = t - r_f[r, RF_LAST]
     if dt > 0.0:
-        if r_heap_n[r] > 0:
-            r_vtime[r] += r_rate_d[r] * dt
-        if r_pf_head[r] >= 0:
-            r_pf_left[r] -= r_rate_p[r] * dt
-    r_last[r] = t
+        if r_i[r, RI_HEAP_N] > 0:
+            r_f[r, RF_VTIME] += r_f[r, RF_RATE_D] * dt
+        if r_i[r, RI_PF_HEAD] >= 0:
+            r_f[r, RF_PF_LEFT] -= r_f[r, RF_RATE_P] * dt
+    r_f[r, RF_LAST] = t
 
 
 @njit(cache=True)
-def _reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_m1: np.ndarray,
-                d_c1: np.ndarray, d_chunk: np.ndarray, inp: np.ndarray, pf_work: np.ndarray,
-                r_kv: np.ndarray, r_pf_head: np.ndarray, r_pf_left: np.ndarray,
-                r_vtime: np.ndarray, r_rate_d: np.ndarray, r_rate_p: np.ndarray,
-                r_last: np.ndarray, r_heap_off: np.ndarray, r_heap_n: np.ndarray,
+def _reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_f: np.ndarray,
+                inp: np.ndarray, pf_work: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
                 hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
                 n_rep_heap: int) -> None:
     """Recompute replica ``r``'s rates and its next completion time."""
-    n_dec = r_heap_n[r]
-    head = r_pf_head[r]
+    n_dec = r_i[r, RI_HEAP_N]
+    head = r_i[r, RI_PF_HEAD]
     due = INF
     if n_dec > 0:
-        kv = r_kv[r]
-        mem = d_M[d, n_dec] + kv * d_m1[d]
-        comp = d_C[d, n_dec] + kv * d_c1[d]
+        kv = r_f[r, RF_KV]
+        mem = d_M[d, n_dec] + kv * d_f[d, DF_M1]
+        comp = d_C[d, n_dec] + kv * d_f[d, DF_C1]
         step = mem if mem > comp else comp
         if head >= 0:
             # exclusive prefill time of one chunk of tokens at the head prompt's cost
             # per token; a short prompt fills part of a chunk and the next
             # prompt the rest (fluid packing of prompts into chunks)
-            chunk_time = pf_work[head] * d_chunk[d] / inp[head]
+            chunk_time = pf_work[head] * d_f[d, DF_CHUNK] / inp[head]
             period = step + chunk_time
-            r_rate_d[r] = 1.0 / period
-            r_rate_p[r] = chunk_time / period
+            r_f[r, RF_RATE_D] = 1.0 / period
+            r_f[r, RF_RATE_P] = chunk_time / period
         else:
-            r_rate_d[r] = 1.0 / step
-            r_rate_p[r] = 0.0
-        left = hv[r_heap_off[r]] - r_vtime[r]
-        due = t + (left if left > 0.0 else 0.0) / r_rate_d[r]
+            r_f[r, RF_RATE_D] = 1.0 / step
+            r_f[r, RF_RATE_P] = 0.0
+        left = hv[r_i[r, RI_HEAP_OFF]] - r_f[r, RF_VTIME]
+        due = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_D]
     elif head >= 0:
-        r_rate_p[r] = 1.0
-        r_rate_d[r] = 0.0
+        r_f[r, RF_RATE_P] = 1.0
+        r_f[r, RF_RATE_D] = 0.0
     else:
-        r_rate_p[r] = 0.0
-        r_rate_d[r] = 0.0
+        r_f[r, RF_RATE_P] = 0.0
+        r_f[r, RF_RATE_D] = 0.0
     if head >= 0:
-        left = r_pf_left[r]
-        due_p = t + (left if left > 0.0 else 0.0) / r_rate_p[r]
+        left = r_f[r, RF_PF_LEFT]
+        due_p = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_P]
         if due_p < due:
             due = due_p
-    r_last[r] = t
+    r_f[r, RF_LAST] = t
     ih_update(ih_key, ih_item, ih_pos, n_rep_heap, r, due)
 
 
 @njit(cache=True)
+def _serving(d: int, t: float, delta: int, d_i: np.ndarray, d_f: np.ndarray) -> None:
+    """Level monitor of the requests in service in ``d``: account, then change."""
+    d_f[d, DF_SERV_AREA] += d_i[d, DI_SERVING] * (t - d_f[d, DF_SERV_T])
+    d_f[d, DF_SERV_T] = t
+    d_i[d, DI_SERVING] += delta
+
+
+@njit(cache=True)
 def _admit(q: int, r: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-           pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, r_n: np.ndarray,
-           r_kv_res: np.ndarray, r_kv: np.ndarray, r_pf_head: np.ndarray,
-           r_pf_tail: np.ndarray, r_pf_left: np.ndarray, r_busy_since: np.ndarray) -> None:
+           pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
+           d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Start serving request ``q`` on replica ``r`` (already advanced to ``t``)."""
-    if r_n[r] == 0:
-        r_busy_since[r] = t
-    r_n[r] += 1
-    r_kv_res[r] += inp[q] + out[q]
-    r_kv[r] += inp[q] + 0.5 * out[q]
+    if r_i[r, RI_N] == 0:
+        r_f[r, RF_BUSY_SINCE] = t
+    r_i[r, RI_N] += 1
+    r_i[r, RI_KV_RES] += inp[q] + out[q]
+    r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
+    _serving(r_i[r, RI_DEP], t, 1, d_i, d_f)
     start_t[q] = t
     replica[q] = r
     link[q] = -1
-    if r_pf_tail[r] >= 0:
-        link[r_pf_tail[r]] = q
+    if r_i[r, RI_PF_TAIL] >= 0:
+        link[r_i[r, RI_PF_TAIL]] = q
     else:
-        r_pf_head[r] = q
-        r_pf_left[r] = pf_work[q]
-    r_pf_tail[r] = q
+        r_i[r, RI_PF_HEAD] = q
+        r_f[r, RF_PF_LEFT] = pf_work[q]
+    r_i[r, RI_PF_TAIL] = q
 
 
 @njit(cache=True)
 def _finish(q: int, r: int, d: int, t: float, finish_t: np.ndarray, status: np.ndarray,
-            inp: np.ndarray, out: np.ndarray, r_n: np.ndarray, r_kv_res: np.ndarray,
-            r_kv: np.ndarray, r_busy: np.ndarray, r_busy_since: np.ndarray,
-            d_completions: np.ndarray, d_tokens_out: np.ndarray, counters: np.ndarray) -> None:
+            inp: np.ndarray, out: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
+            r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray) -> None:
     finish_t[q] = t
     status[q] = OK
-    r_n[r] -= 1
-    r_kv_res[r] -= inp[q] + out[q]
-    r_kv[r] -= inp[q] + 0.5 * out[q]
-    if r_n[r] == 0:
-        r_kv[r] = 0.0  # no drift from repeated float subtraction
-        r_busy[r] += t - r_busy_since[r]
-    d_completions[d] += 1
-    d_tokens_out[d] += out[q]
+    r_i[r, RI_N] -= 1
+    r_i[r, RI_KV_RES] -= inp[q] + out[q]
+    r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
+    if r_i[r, RI_N] == 0:
+        r_f[r, RF_KV] = 0.0  # no drift from repeated float subtraction
+        r_f[r, RF_BUSY] += t - r_f[r, RF_BUSY_SINCE]
+    _serving(d, t, -1, d_i, d_f)
+    d_i[d, DI_COMPLETIONS] += 1
+    d_i[d, DI_TOKENS_OUT] += out[q]
     counters[C_OUTSTANDING] -= 1
 
 
 @njit(cache=True)
 def _fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_maxc: np.ndarray,
-          d_kvcap: np.ndarray, d_q_head: np.ndarray, d_q_tail: np.ndarray,
-          d_q_len: np.ndarray, d_q_area: np.ndarray, d_q_t: np.ndarray, r_n: np.ndarray,
-          r_kv_res: np.ndarray, r_kv: np.ndarray, r_pf_head: np.ndarray,
-          r_pf_tail: np.ndarray, r_pf_left: np.ndarray, r_busy_since: np.ndarray) -> None:
+          pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Admit queued requests of deployment ``d`` while replica ``r`` has room (FCFS)."""
-    if d_q_len[d] == 0:
+    if d_i[d, DI_Q_LEN] == 0:
         return
-    d_q_area[d] += d_q_len[d] * (t - d_q_t[d])
-    d_q_t[d] = t
-    while d_q_len[d] > 0:
-        q = d_q_head[d]
-        n_r = r_n[r]
-        if n_r > 0 and (n_r >= d_maxc[d] or r_kv_res[r] + inp[q] + out[q] > d_kvcap[d]):
+    d_f[d, DF_Q_AREA] += d_i[d, DI_Q_LEN] * (t - d_f[d, DF_Q_T])
+    d_f[d, DF_Q_T] = t
+    maxc = d_i[d, DI_MAXC]
+    kvcap = d_i[d, DI_KVCAP]
+    while d_i[d, DI_Q_LEN] > 0:
+        q = d_i[d, DI_Q_HEAD]
+        n_r = r_i[r, RI_N]
+        if n_r > 0 and (n_r >= maxc or r_i[r, RI_KV_RES] + inp[q] + out[q] > kvcap):
             break
         nxt = link[q]
-        d_q_head[d] = nxt
+        d_i[d, DI_Q_HEAD] = nxt
         if nxt < 0:
-            d_q_tail[d] = -1
-        d_q_len[d] -= 1
-        _admit(q, r, t, link, inp, out, pf_work, start_t, replica, r_n, r_kv_res, r_kv,
-               r_pf_head, r_pf_tail, r_pf_left, r_busy_since)
+            d_i[d, DI_Q_TAIL] = -1
+        d_i[d, DI_Q_LEN] -= 1
+        _admit(q, r, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
+
+
+@njit(cache=True)
+def fill_and_reschedule(r: int, t: float,
+                        arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
+                        pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray,
+                        first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
+                        attempts: np.ndarray, replica: np.ndarray, link: np.ndarray,
+                        d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
+                        d_reps: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray,
+                        hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+                        ih_pos: np.ndarray, rt_t: np.ndarray, rt_seq: np.ndarray,
+                        rt_req: np.ndarray, uniforms: np.ndarray, client: np.ndarray,
+                        counters: np.ndarray) -> None:
+    """A replica has just become ready at ``t``: take queued requests, schedule."""
+    d = r_i[r, RI_DEP]
+    _advance(r, t, r_i, r_f)
+    _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
+    _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv, ih_key, ih_item, ih_pos,
+                counters[C_REPLICA_HEAP])
+
+
+@njit(cache=True)
+def retry_now(q: int, t: float, rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
+              counters: np.ndarray) -> None:
+    """Put request ``q`` back to reach its router again at ``t`` (after a lost replica)."""
+    _rt_push(rt_t, rt_seq, rt_req, counters, t, q)
 
 
 @njit(cache=True)

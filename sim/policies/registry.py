@@ -13,12 +13,24 @@ from sim.spec import NestedError, Spec, nested
 
 @dataclass(frozen=True)
 class Observation:
-    """What a controller sees at a decision: only the present and the past."""
+    """What a controller sees at a decision: only the present and the past.
+
+    Rates and means are averaged over the policy's own metrics window
+    (``Policy.window_s``) ending now.
+    """
 
     t: float
-    ready: int
-    starting: int
-    desired: int
+    ready: int  # replicas serving
+    starting: int  # replicas pending or in a cold start
+    desired: int  # the current target
+    min_replicas: int
+    max_replicas: int
+    requests_per_s: float = 0.0  # attempts reaching the router (retries included)
+    concurrent_requests: float = 0.0  # mean requests queued or in service
+    prompt_tokens_per_s: float = 0.0
+    output_tokens_per_s: float = 0.0
+    capacity_per_replica: float = 1.0  # concurrent requests one replica holds
+    idle_s: float = 0.0  # seconds since the last request reached the router
 
 
 class Policy:
@@ -26,15 +38,23 @@ class Policy:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[Spec]]
+    sync_period_s: float = 15.0  # how often decide() runs
+    scales_from_zero: bool = True  # the platform starts a replica when a request meets none
+    window_s: float = 60.0  # metrics averaged over this window
 
     def __init__(self, params: Spec):
         self.params = params
 
     def initial_replicas(self) -> int:
+        """Replicas the deployment starts with (before clamping to [min, max])."""
         raise NotImplementedError
 
     def decide(self, obs: Observation) -> int:
+        """Desired replicas now (the control plane clamps to [min, max])."""
         raise NotImplementedError
+
+    def scaled_from_zero(self, t: float) -> None:
+        """The platform started a replica at ``t`` because a request met none (SPEC §2)."""
 
 
 _REGISTRY: dict[str, type[Policy]] = {}

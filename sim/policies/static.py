@@ -16,6 +16,9 @@ class Static(Policy):
         policy: Literal["static"] = "static"
         replicas: int = Field(ge=0, description="replicas kept ready for the whole run")
 
+    sync_period_s = 3600.0  # nothing to decide; crashes are replaced when they happen
+    scales_from_zero = False  # N replicas, always: even N = 0
+
     def __init__(self, params: Spec):
         assert isinstance(params, Static.Params)
         super().__init__(params)

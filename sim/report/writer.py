@@ -38,6 +38,7 @@ def write_results(result: Result, out: Path) -> None:
         result.requests.to_parquet(tmp / "requests.parquet", index=False)
         result.timeline.to_parquet(tmp / "timeline.parquet", index=False)
         result.billing.to_csv(tmp / "billing.csv", index=False)
+        result.allocation.to_parquet(tmp / "allocation.parquet", index=False)
         from sim.report.html import write_report
 
         write_report(result, tmp)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from sim import catalog
 from sim.errors import InputError
+from sim.fleet.inventory import Inventory
 from sim.perf import build_shape
 from sim.scenario.schema import Scenario
 from sim.spec import format_validation_error
@@ -130,15 +131,21 @@ def load_scenario(
 def _check_references(spec: Scenario, folder: Path, check_files: bool) -> None:
     """Names that need the catalog, shapes that must fit, traces that must parse."""
     if spec.regions is not None:
-        for dc, inventory in spec.regions.items():
+        for dc, types in spec.regions.items():
             where = f"regions.{dc}"
             try:
                 catalog.datacenter(dc)
-                for acc in inventory:
+                for acc in types:
                     catalog.accelerator(acc)
             except InputError as err:
                 err.where = err.where or where
                 raise
+    for i, bg in enumerate(spec.background_demand):
+        _at(f"background_demand[{i}].datacenter", catalog.datacenter, bg.datacenter)
+        _at(f"background_demand[{i}].accelerator", catalog.accelerator, bg.accelerator)
+    for i, outage in enumerate(spec.faults.outages):
+        _at(f"faults.outages[{i}].datacenter", catalog.datacenter, outage.datacenter)
+    inventory = Inventory.from_scenario(spec.regions)
     for key in spec.billing.gpu_hour_usd:
         _at(f"billing.gpu_hour_usd.{key}", catalog.accelerator, key)
     for key in spec.billing.reserved:
@@ -150,12 +157,13 @@ def _check_references(spec: Scenario, folder: Path, check_files: bool) -> None:
         _at(f"{prefix}.model", catalog.model, dep.model)
         if dep.region is not None:
             _at(f"{prefix}.region", catalog.placement_datacenters, dep.region)
-        _at(
+        shape = _at(
             f"{prefix}.shape",
             lambda d=dep: build_shape(
                 d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder
             ),
         )
+        _at(f"{prefix}.region", inventory.candidates, dep.region, shape.accelerator)
         if check_files:
             _at(f"{prefix}.traffic", lambda d=dep: validate_traffic(d.traffic, folder))
 

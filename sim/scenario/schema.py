@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
+from sim.fleet.spec import BackgroundSpec, ColdStartSpec, FaultSpec
 from sim.perf import ShapeSpec
 from sim.policies.registry import parse_params
 from sim.spec import Spec
@@ -71,12 +72,31 @@ class DeploymentSpec(Spec):
     )
     region: str | None = Field(None, description="GLOBAL, a mega-region or a datacenter")
     min_replicas: int = Field(0, ge=0)
-    max_replicas: int = Field(1, ge=0)
+    max_replicas: int | None = Field(
+        None, ge=0, description="default: max(min_replicas, 1), as the provider's API"
+    )
     autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
     max_concurrency: PositiveInt | None = Field(None, description="per replica")
     max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
-    cold_start_mode: Literal["503", "queue"] = "503"
+    cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec)
+    cold_start_mode: Literal["503", "queue"] = Field(
+        "503", description="503: refuse while no replica is ready; queue: buffer requests"
+    )
+    warm_start: bool = Field(
+        True, description="replicas at t = 0 are already running (no cold start)"
+    )
     traffic: TrafficSpec
+
+    @property
+    def resolved_max_replicas(self) -> int:
+        """``max_replicas``, else max(min_replicas, 1) as the provider's API — and never
+        below the replicas the policy starts with."""
+        if self.max_replicas is not None:
+            return self.max_replicas
+        start = getattr(self.autoscaler, "replicas", None) or getattr(
+            self.autoscaler, "initial_replicas", None
+        ) or 0
+        return max(self.min_replicas, 1, int(start))
 
     @field_validator("autoscaler", mode="before")
     @classmethod
@@ -87,15 +107,12 @@ class DeploymentSpec(Spec):
 
     @model_validator(mode="after")
     def _bounds(self) -> DeploymentSpec:
-        if self.max_replicas < self.min_replicas:
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
             )
         if self.autoscaler is None:
-            replicas = max(self.min_replicas, 1)
-            object.__setattr__(
-                self, "autoscaler", parse_params({"policy": "static", "replicas": replicas})
-            )
+            object.__setattr__(self, "autoscaler", parse_params({"policy": "fireworks"}))
         return self
 
 
@@ -116,6 +133,10 @@ class Scenario(Spec):
     clients: ClientSpec = Field(default_factory=ClientSpec)
     slo: SLOSpec = Field(default_factory=SLOSpec)
     billing: BillingSpec = Field(default_factory=BillingSpec)
+    background_demand: list[BackgroundSpec] = Field(
+        default_factory=list, description="GPUs taken by other tenants over time"
+    )
+    faults: FaultSpec = Field(default_factory=FaultSpec)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -63,7 +63,8 @@ def test_every_request_is_counted_once_and_time_runs_forward(doc):
     reqs, total = res.requests, res.summary["total"]
     assert total["requests"] == len(reqs)
     assert total["ok"] + total["failed"] == total["requests"]
-    assert set(reqs["status"].unique()) <= {"ok", "failed_503", "rejected_429"}
+    # unfinished: still in flight when the drain limit cut an overloaded run short
+    assert set(reqs["status"].unique()) <= {"ok", "failed_503", "rejected_429", "unfinished"}
     ok = reqs[reqs["status"] == "ok"]
     assert (ok["attempt_s"] >= ok["arrival_s"]).all()
     assert (ok["start_s"] >= ok["attempt_s"]).all()  # no negative wait
@@ -74,8 +75,9 @@ def test_every_request_is_counted_once_and_time_runs_forward(doc):
     assert attempts.max() <= doc["clients"]["max_retries"] + 1
     refused = total["http_503"] + total["http_429"]
     assert total["retries"] == attempts.sum() - len(reqs)
-    # every attempt was either served or refused
-    assert refused + len(ok) == attempts.sum()
+    # every attempt was served, refused, or is the one still in flight at the cut
+    unfinished = int((reqs["status"] == "unfinished").sum())
+    assert refused + len(ok) + unfinished == attempts.sum()
     if doc["deployments"][0]["autoscaler"]["replicas"] == 0:
         assert total["ok"] == 0
     assert 0.0 <= total["utilization"] <= 1.0 + 1e-9
@@ -115,6 +117,6 @@ def test_compiled_and_pure_python_kernels_agree_bit_for_bit(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code, str(path), str(out)], env=env,
                               capture_output=True, text=True, cwd=ROOT, check=True)
         outputs.append((proc.stdout.strip(), pd.read_parquet(out)))
-    (jit_a, a), (jit_b, b) = outputs
+    (_, a), (jit_b, b) = outputs
     assert jit_b == "False"
     pd.testing.assert_frame_equal(a, b)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim.engine import kernel as K
 from sim.engine.core import ClientPolicy, DeploymentPlan, Simulation
 
 
@@ -67,7 +68,7 @@ def test_max_queue_rejects_with_429():
     shape = ConstantShape(max_concurrency=1)
     sim = simulate([0.0, 0.01, 0.02], [100] * 3, [11] * 3, shape=shape, max_queue=1)
     assert list(sim.state.status) == [1, 1, 3]  # ok, ok, rejected_429
-    assert sim.state.d_http_429[0] == 1
+    assert sim.state.d_i[0, K.DI_429] == 1
 
 
 def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
@@ -77,7 +78,7 @@ def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
     assert sim.state.status[0] == 2  # failed_503
     # attempts at 0, 1, 3, 7, 15, 31: the last one fails at t = 31
     assert sim.state.finish_t[0] == pytest.approx(31.0)
-    assert sim.state.d_http_503[0] == 6
+    assert sim.state.d_i[0, K.DI_503] == 6
 
 
 def test_backoff_is_capped():

@@ -1,0 +1,141 @@
+"""``fireworks``: the provider's autoscaler, as its documentation describes it.
+
+Sources: docs.fireworks.ai/deployments/autoscaling and the API spec (see
+``reference/fireworks.md`` §1).  Per load target, ``desired_i = ceil(observed
+total_i / per-replica target_i)``; the desire is the maximum over targets.
+Scaling up happens once a higher desire has held for ``scale_up_window``
+(the minimum desire over that window exceeds the current target); scaling
+down once a lower desire has held for ``scale_down_window`` since the target
+last changed; to zero after ``scale_to_zero_window`` without requests (only
+when ``min_replicas`` is 0).  Scaling from zero on the first request is the
+platform's (SPEC §2) and is not delayed by the windows.
+
+Not published by the provider, stated here as capsim's reading:
+
+* ``default`` load is the mean number of requests queued or in service
+  divided by what one replica holds at once (its ``max_concurrency``, or
+  fewer when its KV cache holds fewer requests of the observed sizes);
+* metrics are averaged over the last 60 s and the controller decides every
+  10 s (``sync_period``, ``metrics_window``; both may be set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sim.policies.registry import Observation, Policy, register
+from sim.spec import Spec
+from sim.units import Duration
+
+HOUR = 3600.0
+
+
+class LoadTargets(Spec):
+    default: float | None = Field(
+        0.8, gt=0, le=1, description="fraction of a replica's concurrency capacity"
+    )
+    tokens_generated_per_second: float | None = Field(None, gt=0, description="per replica")
+    prompt_tokens_per_second: float | None = Field(None, gt=0, description="per replica")
+    requests_per_second: float | None = Field(None, gt=0, description="per replica")
+    concurrent_requests: float | None = Field(None, gt=0, description="per replica")
+
+
+@register("fireworks")
+class Fireworks(Policy):
+    class Params(Spec):
+        policy: Literal["fireworks"] = "fireworks"
+        load_targets: LoadTargets = Field(default_factory=LoadTargets)
+        scale_up_window: Duration = Field(30.0, validate_default=False, description="≤ 1h")
+        scale_down_window: Duration = Field(600.0, validate_default=False, description="≤ 1h")
+        scale_to_zero_window: Duration = Field(
+            HOUR, validate_default=False, description="≥ 5m; applies when min_replicas is 0"
+        )
+        initial_replicas: int | None = Field(
+            None, ge=0, description="replicas at t = 0 (default: min_replicas)"
+        )
+        sync_period: Duration = Field(10.0, validate_default=False, gt=0)
+        metrics_window: Duration = Field(60.0, validate_default=False, gt=0)
+
+        @model_validator(mode="after")
+        def _bounds(self) -> Fireworks.Params:
+            # the provider's API bounds (reference/fireworks.md §1)
+            for key in ("scale_up_window", "scale_down_window"):
+                value = getattr(self, key)
+                if not 0 <= value <= HOUR:
+                    raise ValueError(f"{key} must be between 0s and 1h (got {value:g}s)")
+            if self.scale_to_zero_window < 300:
+                raise ValueError(
+                    f"scale_to_zero_window must be at least 5m (got {self.scale_to_zero_window:g}s)"
+                )
+            return self
+
+    def __init__(self, params: Spec):
+        assert isinstance(params, Fireworks.Params)
+        super().__init__(params)
+        self.p = params
+        self.sync_period_s = params.sync_period
+        self.window_s = params.metrics_window
+        self.history: deque[tuple[float, int]] = deque()  # (t, raw desire)
+        self.changed_at = 0.0
+        self.current = 0
+
+    def initial_replicas(self) -> int:
+        return self.p.initial_replicas if self.p.initial_replicas is not None else 0
+
+    def raw_desire(self, obs: Observation) -> int:
+        """max over load targets of ceil(observed total / per-replica target)."""
+        targets = self.p.load_targets
+        wants = [0]
+        observed = {
+            "tokens_generated_per_second": obs.output_tokens_per_s,
+            "prompt_tokens_per_second": obs.prompt_tokens_per_s,
+            "requests_per_second": obs.requests_per_s,
+            "concurrent_requests": obs.concurrent_requests,
+        }
+        for key, total in observed.items():
+            per_replica = getattr(targets, key)
+            if per_replica is not None:
+                wants.append(math.ceil(total / per_replica - 1e-9))
+        if targets.default is not None:
+            per_replica = targets.default * obs.capacity_per_replica
+            wants.append(math.ceil(obs.concurrent_requests / per_replica - 1e-9))
+        return max(wants)
+
+    def scaled_from_zero(self, t: float) -> None:
+        self.current = 1
+        self.changed_at = t
+
+    def decide(self, obs: Observation) -> int:
+        p = self.p
+        if self.current != obs.desired:
+            self.current = obs.desired  # the platform changed it (scale from zero, start)
+            self.changed_at = obs.t
+        raw = min(max(self.raw_desire(obs), obs.min_replicas), obs.max_replicas)
+        self.history.append((obs.t, raw))
+        horizon = max(p.scale_up_window, p.scale_down_window)
+        while self.history and self.history[0][0] < obs.t - horizon - 1e-9:
+            self.history.popleft()
+        target = obs.desired
+        if obs.min_replicas == 0 and obs.idle_s >= p.scale_to_zero_window:
+            target = 0
+        else:
+            up = [w for t, w in self.history if t >= obs.t - p.scale_up_window - 1e-9]
+            down = [w for t, w in self.history if t >= obs.t - p.scale_down_window - 1e-9]
+            held_up = min(up)
+            if held_up > target and self._covers(p.scale_up_window, obs.t):
+                target = held_up
+            elif (max(down) < target and obs.t - self.changed_at >= p.scale_down_window
+                  and self._covers(p.scale_down_window, obs.t)):
+                target = max(down)
+        if target != self.current:
+            self.current = target
+            self.changed_at = obs.t
+        return target
+
+    def _covers(self, window: float, now: float) -> bool:
+        """Whether the history spans the whole window (the desire has *held* for it)."""
+        return bool(self.history) and self.history[0][0] <= now - window + 1e-9
