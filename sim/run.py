@@ -140,8 +140,15 @@ def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> 
 
     def steps(bg: BackgroundSpec) -> simpy.events.ProcessGenerator:
         for step in bg.steps:
-            yield env.timeout(step.at - env.now)
+            if step.at > 0:
+                yield env.timeout(step.at - env.now)
             control.background(bg.datacenter, bg.accelerator, step.gpus)
+
+    # other tenants hold their t = 0 GPUs before any deployment is placed
+    for bg in spec.background_demand:
+        for step in bg.steps:
+            if step.at == 0:
+                control.inventory.set_background(bg.datacenter, bg.accelerator, step.gpus)
 
     def outage(o: OutageSpec) -> simpy.events.ProcessGenerator:
         yield env.timeout(o.start)

@@ -57,7 +57,7 @@ def _key_path(loc: Sequence[int | str], doc: Any) -> str:
             out += f"[{part}]"
             node = node[part]
         elif isinstance(node, Mapping) and part in node:
-            out += f".{part}" if out else str(part)
+            out += _key_text(part, first=not out)
             node = node[part]
         elif (
             i == len(loc) - 1
@@ -67,6 +67,13 @@ def _key_path(loc: Sequence[int | str], doc: Any) -> str:
         ):
             out += f".{part}" if out else part
     return out or "scenario"
+
+
+def _key_text(key: object, first: bool) -> str:
+    """``.name`` for a plain key; ``['odd key']`` for one with spaces or control characters."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_\-]+", key):
+        return key if first else f".{key}"
+    return f"[{key!r}]"
 
 
 def _reason(err: Mapping[str, Any]) -> str:

@@ -215,7 +215,10 @@ class Simulation:
         if r >= len(s.r_i):
             self._grow_replicas(max(8, 2 * len(s.r_i)))
         maxc = int(s.d_i[dep, K.DI_MAXC])
-        off = int(s.r_i[r - 1, K.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, K.RI_DEP], K.DI_MAXC]) if r else 0
+        # each replica's decode heap follows the previous one's in hv/hr
+        off = 0
+        if r:
+            off = int(s.r_i[r - 1, K.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, K.RI_DEP], K.DI_MAXC])
         if off + maxc > len(s.hv):
             size = max(2 * len(s.hv), off + maxc)
             s.hv = np.resize(s.hv, size)

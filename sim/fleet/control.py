@@ -202,6 +202,8 @@ class ControlPlane:
             assert life.granted is not None
             if not life.granted.triggered:
                 yield life.granted
+            if env.now > life.requested_s:
+                life.cold_start = True  # it waited for GPUs: it was not already running
             if life.cold_start:
                 dep.cold_starts += 1
                 cs = plan.cold_start
@@ -233,6 +235,8 @@ class ControlPlane:
             self.inventory.release(life.datacenter, dep.plan.accelerator, life.gpus, dep.index)
         life.stage = "stopped"
         life.stopped_s = self.sim.env.now
+        if dep.state == "DELETING" and all(r.stage == "stopped" for r in dep.replicas):
+            dep.state = "DELETED"
         if life.process is not None and life.process.is_alive and (
             self.sim.env.active_process is not life.process
         ):
@@ -276,7 +280,8 @@ class ControlPlane:
         assert self.sim is not None
         self.inventory.set_down(datacenter, True)
         for life in list(self.lives):
-            if life.datacenter == datacenter and life.stage != "stopped" and life not in self.pending:
+            placed = life not in self.pending
+            if life.datacenter == datacenter and life.stage != "stopped" and placed:
                 self.crash(life)
         yield self.sim.env.timeout(duration_s)
         self.inventory.set_down(datacenter, False)
@@ -331,9 +336,7 @@ class ControlPlane:
         self.sim.set_notify_cold(dep.index, not ready and not starting)
 
     def _update_state(self, dep: DeploymentControl) -> None:
-        if dep.state == "CREATING" and dep.count("ready") >= max(1, dep.desired) or (
-            dep.state == "CREATING" and dep.desired == 0
-        ):
+        if dep.state == "CREATING" and (dep.desired == 0 or dep.count("ready") >= dep.desired):
             dep.state = "READY"
 
     def observe(self, dep: DeploymentControl, window_s: float) -> Observation:

@@ -79,8 +79,7 @@ class Inventory:
     def settle_background(self) -> None:
         """Background holds min(claim, what it holds + what is free)."""
         for key, claim in self.background_claim.items():
-            dc, acc = key
-            if dc in self.down:
+            if key[0] in self.down:
                 continue
             room = self.capacity.get(key, 0) - self.held[key]
             self.background[key] = max(0, min(claim, room))
