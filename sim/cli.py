@@ -48,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure simulation speed against a naive SimPy model")
     b.add_argument("--requests", type=int, default=200_000, help="requests per measured run")
     b.add_argument("--repeats", type=int, default=3, help="runs per model; the best is kept")
+    b.add_argument("--sweep", action="store_true",
+                   help="instead: speed-up of a sweep on the local pool and on Dask over a "
+                        "sequential run")
+    b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
+    b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
+
+    from sim.compare.command import add_parser as add_compare_parser
+    from sim.sweep.commands import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)  # sweep, baseline
+    add_compare_parser(sub)  # compare
     return p
 
 
@@ -60,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "catalog":
             return _catalog(args)
+        if args.command in ("sweep", "baseline", "compare"):
+            return int(args.handler(args))
+        if args.command == "bench" and args.sweep:
+            from sim.sweep.bench import main as sweep_bench
+
+            return sweep_bench(runs=args.runs, workers=args.workers)
         if args.command == "bench":
             from sim.bench import main as bench_main
 
@@ -106,6 +123,13 @@ def _validate(args: argparse.Namespace) -> int:
     if path.suffix in (".csv", ".jsonl"):
         work = read_trace(path)
         print(f"{path}: valid trace, {len(work)} requests")
+        return 0
+    from sim.sweep import is_sweep_file, load_sweep
+
+    if is_sweep_file(path):
+        plan = load_sweep(path)
+        print(f"{path}: valid sweep '{plan.name}': {len(plan.points)} points × "
+              f"{len(plan.seeds)} seeds = {len(plan.runs)} runs")
         return 0
     loaded = sim.load_scenario(path)
     n = len(loaded.spec.deployments)

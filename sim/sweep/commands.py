@@ -1,0 +1,216 @@
+"""``capsim sweep`` and ``capsim baseline``: parsers and handlers, wired in by ``sim.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sim.errors import InputError
+from sim.sweep.executors import Executor, make_executor
+from sim.sweep.plan import SweepPlan, load_sweep
+from sim.sweep.runner import SweepReport, run_sweep
+from sim.sweep.worker import RunOutcome
+
+REGRESSION_DIR = Path("scenarios/regression")
+BASELINE_DIR = REGRESSION_DIR / "baseline"
+EXIT_RUN_FAILED = 1
+
+
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local process pool (default) or a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies dask); "
+                        "without it, --executor dask starts a local cluster")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (default: one per core); with --scheduler, "
+                        "wait for N workers before starting")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("sweep", help="run a sweep file: axes × seeds, locally or on Dask")
+    s.add_argument("file", help="sweep YAML: a scenario with sweep: axes and seeds:")
+    s.add_argument("--out", help="results directory (default: results/<name>-sweep)")
+    s.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a key of the base scenario")
+    s.add_argument("--summary-only", action="store_true",
+                   help="write each run's summary.json only, not its tables")
+    s.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _executor_args(s)
+    s.set_defaults(handler=sweep_command)
+
+    b = sub.add_parser("baseline", help="write the regression baseline for CI "
+                                        "(scenarios/regression/*.yaml)")
+    b.add_argument("files", nargs="*",
+                   help=f"regression sweep files (default: {REGRESSION_DIR}/*.yaml)")
+    b.add_argument("--out", default=str(BASELINE_DIR),
+                   help=f"where to write (default: {BASELINE_DIR}); one folder per file")
+    _executor_args(b)
+    b.set_defaults(handler=baseline_command)
+
+
+def _executor(args: argparse.Namespace) -> Executor:
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {args.workers})")
+    return make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one line per run elsewhere (CI logs)."""
+
+    def __init__(self, label: str, enabled: bool, stack: ExitStack):
+        self.label = label
+        self.bar: Any = None
+        self.task: Any = None
+        self.failed = 0
+        self.done = 0
+        self.total = 0
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = stack.enter_context(Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("runs · {task.fields[failed]} failed"), TimeElapsedColumn(),
+                TimeRemainingColumn(), transient=True,
+            ))
+
+    def start(self, todo: int, skipped: int) -> None:
+        self.total = todo
+        if skipped:
+            print(f"{self.label}: {skipped} run{'s' * (skipped != 1)} already finished, "
+                  "skipped", file=sys.stderr)
+        if self.bar is not None:
+            self.task = self.bar.add_task(self.label, total=todo, failed=0)
+
+    def outcome(self, outcome: RunOutcome) -> None:
+        self.done += 1
+        if not outcome.ok:
+            self.failed += 1
+            msg = f"capsim: run {outcome.run_id} seed={outcome.seed} failed: {outcome.error}"
+            if self.bar is not None:
+                self.bar.console.print(msg, markup=False, highlight=False)
+            else:
+                print(msg, file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, failed=self.failed)
+        else:
+            status = "ok" if outcome.ok else "FAILED"
+            print(f"{self.label}: [{self.done}/{self.total}] {outcome.run_id} "
+                  f"seed={outcome.seed} {status} ({outcome.wall_s:.1f} s)", file=sys.stderr)
+
+
+def _run(plan: SweepPlan, out: Path, executor: Executor, *, tables: bool, force: bool,
+         progress: bool) -> SweepReport:
+    with ExitStack() as stack:
+        bar = _Progress(plan.name, progress, stack)
+        return run_sweep(plan, out, executor=executor, tables=tables, force=force,
+                         on_start=bar.start, on_outcome=bar.outcome)
+
+
+def _print_points(report: SweepReport, plan: SweepPlan) -> None:
+    """Means over seeds per point of a few headline KPIs."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    df = report.table[report.table["status"] == "ok"]
+    if df.empty:
+        return
+    shown = [("total.ttft_p99_s", "TTFT p99 (s)", "{:.3f}"),
+             ("total.slo_attainment", "SLO", "{:.1%}"),
+             ("total.failed", "failed", "{:,.0f}"),
+             ("total.cost_usd", "cost (USD)", "{:,.2f}")]
+    table = Table(title=f"{plan.name}: means over seeds")
+    table.add_column("run")
+    table.add_column("seeds", justify="right")
+    for _, label, _ in shown:
+        table.add_column(label, justify="right")
+    for rid, group in df.groupby("run_id", sort=False):
+        cells = []
+        for col, _, fmt in shown:
+            values = group[col].dropna() if col in group else pd.Series(dtype=float)
+            cells.append(fmt.format(float(values.mean())) if len(values) else "—")
+        table.add_row(str(rid), str(len(group)), *cells)
+    Console().print(table)
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from sim.scenario.loader import parse_override
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    plan = load_sweep(args.file, overrides)
+    executor = _executor(args)
+    out = Path(args.out) if args.out else Path("results") / f"{plan.name}-sweep"
+    progress = not args.no_progress and sys.stderr.isatty()
+    report = _run(plan, out, executor, tables=not args.summary_only, force=args.force,
+                  progress=progress)
+    _print_points(report, plan)
+    n = len(plan.runs)
+    print(f"{n} run{'s' * (n != 1)} ({len(plan.points)} points × {len(plan.seeds)} seeds): "
+          f"{len(report.ran)} ran, {len(report.skipped)} already finished, "
+          f"{len(report.failed)} failed — summary in {out}/summary.parquet")
+    return EXIT_RUN_FAILED if report.failed else 0
+
+
+def regression_files(files: list[str]) -> list[Path]:
+    if files:
+        return [Path(f) for f in files]
+    found = sorted(REGRESSION_DIR.glob("*.yaml"))
+    if not found:
+        raise InputError(f"no regression scenarios in {REGRESSION_DIR}/ "
+                         "(run from the repository root, or name the files)")
+    return found
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    """Run every regression sweep afresh (summaries only) and replace ``--out`` in one go."""
+    files = regression_files(args.files)
+    plans = [(path.stem, load_sweep(path)) for path in files]  # validate all first
+    stems = [stem for stem, _ in plans]
+    if len(set(stems)) != len(stems):
+        raise InputError("two regression files have the same name: "
+                         + ", ".join(sorted({s for s in stems if stems.count(s) > 1})))
+    executor = _executor(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        failed = 0
+        for stem, plan in plans:
+            report = _run(plan, tmp / stem, executor, tables=False, force=True,
+                          progress=progress)
+            failed += len(report.failed)
+            print(f"{stem}: {len(plan.runs)} runs ({len(plan.points)} points × "
+                  f"{len(plan.seeds)} seeds), {len(report.failed)} failed")
+        if failed:
+            print(f"capsim: baseline not written: {failed} run{'s' * (failed != 1)} failed",
+                  file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return EXIT_RUN_FAILED
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"baseline written to {out}/")
+    return 0
