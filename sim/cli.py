@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
 
+    e = sub.add_parser(
+        "breakeven",
+        help="request rate where on-demand GPUs cost what serverless does per token",
+    )
+    e.add_argument("scenario", help="scenario YAML; its deployment's traffic is scaled")
+    e.add_argument("--deployment", help="which deployment (default: the first)")
+    e.add_argument("--low", type=float, default=1 / 16, help="smallest rate factor (1/16)")
+    e.add_argument("--high", type=float, default=16.0, help="largest rate factor (16)")
+    e.add_argument("--grid", type=int, default=7, help="rates simulated before bisection")
+    e.add_argument("--out", help="folder for breakeven.png and breakeven.csv "
+                                 "(default: results/<scenario name>-breakeven)")
+
     from sim.compare.command import add_parser as add_compare_parser
     from sim.sweep.commands import add_parsers as add_sweep_parsers
 
@@ -71,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "catalog":
             return _catalog(args)
+        if args.command == "breakeven":
+            return _breakeven(args)
         if args.command in ("sweep", "baseline", "compare"):
             return int(args.handler(args))
         if args.command == "bench" and args.sweep:
@@ -112,6 +126,38 @@ def _run(args: argparse.Namespace) -> int:
     write_results(result, out)
     print_summary(result)
     print(f"results written to {out}/")
+    return 0
+
+
+def _breakeven(args: argparse.Namespace) -> int:
+    import sim
+    from sim.analysis import breakeven
+    from sim.report.console import print_table
+    from sim.report.writer import write_files
+
+    if not (0 < args.low < args.high) or args.grid < 2:
+        raise InputError("need 0 < --low < --high and --grid ≥ 2")
+    loaded = sim.load_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
+    try:
+        result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
+                           grid=args.grid,
+                           progress=lambda line: print(f"  {line}", file=sys.stderr))
+    except InputError as err:
+        raise err.with_file(args.scenario) from None
+    table = result.points[["rps", "on_demand_per_million", "serverless_per_million",
+                           "cost_usd", "serverless_cost_usd", "ok_fraction"]]
+    print_table(table, title=f"{result.deployment}: USD per 1M tokens by request rate")
+    from sim.report.html import Plot
+
+    plot = Plot.of("breakeven.png", "break-even", "", result.plot())
+    write_files(out, {"breakeven.csv": table.to_csv(index=False).encode(),
+                      "breakeven.png": plot.png})
+    if result.rps is None:
+        print(f"no break-even between {table['rps'].min():.3g} and {table['rps'].max():.3g} req/s")
+    else:
+        print(f"break-even: on-demand is cheaper per token above ≈ {result.rps:.3g} req/s")
+    print(f"plot and table written to {out}/")
     return 0
 
 

@@ -19,6 +19,8 @@ from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.summary import KPI_KEYS, latency_kpis, max_overlap
+from sim.billing import bill, serverless_cost
+from sim.billing.ondemand import USAGE_COLUMNS
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
@@ -217,55 +219,65 @@ def _price(loaded: LoadedScenario, accelerator: str) -> float:
 def _billing_table(
     sim: Simulation, control: ControlPlane, loaded: LoadedScenario, shapes: list[Shape]
 ) -> pd.DataFrame:
-    """One line per replica that became ready: billed from ready until stopped."""
+    """Billing lines: one per replica that was billed, one per reservation."""
+    spec = loaded.spec.billing
     rows = []
     end = sim.end_s
     for life in control.lives:
-        if np.isnan(life.ready_s):
-            continue  # never accepted a request: not billed
+        start = life.ready_s if spec.bill_from == "ready" else life.allocated_s
+        if np.isnan(start):
+            continue  # never accepted a request (or never got GPUs): not billed
         dep = loaded.spec.deployments[life.deployment]
         shape = shapes[life.deployment]
-        premium = (
-            loaded.spec.billing.region_premium
-            if dep.region is not None and catalog.is_datacenter(dep.region)
-            else 1.0
-        )
-        rate = _price(loaded, shape.accelerator) * premium
-        stop = life.stopped_s if not np.isnan(life.stopped_s) else end
-        seconds = max(stop - life.ready_s, 0.0)
-        rows.append(
-            {
-                "deployment": dep.name,
-                "replica": life.id,
-                "datacenter": life.datacenter,
-                "accelerator": shape.accelerator,
-                "gpus": life.gpus,
-                "allocated_s": life.allocated_s,
-                "start_s": life.ready_s,
-                "end_s": stop,
-                "seconds": seconds,
-                "usd_per_gpu_hour": rate,
-                "cost_usd": seconds * life.gpus * rate / 3600.0,
-            }
-        )
-    columns = ["deployment", "replica", "datacenter", "accelerator", "gpus", "allocated_s",
-               "start_s", "end_s", "seconds", "usd_per_gpu_hour", "cost_usd"]
-    return pd.DataFrame(rows, columns=columns)
+        restricted = dep.region is not None and catalog.is_datacenter(dep.region)
+        rows.append({
+            "deployment": dep.name, "replica": life.id, "datacenter": life.datacenter,
+            "accelerator": shape.accelerator, "gpus": life.gpus, "start_s": start,
+            "end_s": life.stopped_s if not np.isnan(life.stopped_s) else end,
+            "usd_per_gpu_hour": _price(loaded, shape.accelerator)
+            * (spec.region_premium if restricted else 1.0),
+        })
+    usage = pd.DataFrame(rows, columns=USAGE_COLUMNS)
+    reserved_rates = {
+        acc: spec.reserved_gpu_hour_usd.get(acc, _price(loaded, acc)) for acc in spec.reserved
+    }
+    return bill(usage, reserved=dict(spec.reserved), reserved_usd_per_gpu_hour=reserved_rates,
+                end_s=end)
 
 
 def _serverless_cost(loaded: LoadedScenario, model: str, requests: pd.DataFrame) -> float | None:
-    price = loaded.spec.billing.serverless.get(model)
-    if price is None:
-        listed = catalog.get_model(model).serverless
-        if listed is None:
-            return None
-        input_usd, output_usd = listed.input, listed.output
-    else:
+    """The deployment's requests priced per token; None when no price is known."""
+    billing = loaded.spec.billing
+    price = billing.serverless.get(model)
+    listed = catalog.get_model(model).serverless
+    if price is not None:
         input_usd, output_usd = price.input, price.output
-    ok = requests[requests["status"] == "ok"]
-    return float(
-        (ok["input_tokens"].sum() * input_usd + ok["output_tokens"].sum() * output_usd) / 1e6
+        cached = price.cached_input
+    elif listed is not None:
+        input_usd, output_usd, cached = listed.input, listed.output, listed.cached_input
+    else:
+        return None
+    if cached is None:
+        cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
+    return serverless_cost(
+        float(requests["input_tokens"].sum()), float(requests["output_tokens"].sum()),
+        input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
+        cache_hit_rate=billing.prefix_cache_hit_rate,
     )
+
+
+def _cost_of(billing: pd.DataFrame, kind: str) -> float:
+    return float(billing.loc[billing["kind"] == kind, "cost_usd"].sum())
+
+
+def _reserved_share(loaded: LoadedScenario, lines: pd.DataFrame) -> float:
+    """What the GPU-seconds a reservation covered for these lines cost at its price."""
+    billing = loaded.spec.billing
+    share = 0.0
+    for acc, seconds in lines.groupby("accelerator")["reserved_gpu_seconds"].sum().items():
+        rate = billing.reserved_gpu_hour_usd.get(str(acc), _price(loaded, str(acc)))
+        share += float(seconds) * rate / 3600.0
+    return share
 
 
 def _summary(
@@ -283,18 +295,18 @@ def _summary(
     for d, dep_spec in enumerate(spec.deployments):
         name = dep_spec.name
         reqs = requests[requests["deployment"] == name]
-        bill = billing[billing["deployment"] == name]
+        bill_lines = billing[billing["deployment"] == name]
         kpis = latency_kpis(reqs, spec.warmup, slo)
         ready_area = float(sim.ready_area[d])
         busy = sim.busy_time(d, end)
-        cost = float(bill["cost_usd"].sum())
+        cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
         ok = reqs[reqs["status"] == "ok"]
         tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
         kpis.update(
             {
                 "http_503": int(st.d_i[d, K.DI_503]),
                 "http_429": int(st.d_i[d, K.DI_429]),
-                "gpu_seconds": float((bill["seconds"] * bill["gpus"]).sum()),
+                "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, reqs),
                 "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
@@ -311,10 +323,12 @@ def _summary(
             replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
         )
     total = latency_kpis(requests, spec.warmup, slo)
-    sums = ("http_503", "http_429", "gpu_seconds", "cost_usd", "cold_starts",
-            "mean_ready_replicas", "pending_replica_seconds")
+    sums = ("http_503", "http_429", "gpu_seconds", "cold_starts", "mean_ready_replicas",
+            "pending_replica_seconds")
     for key in sums:
         total[key] = sum(p[key] for p in per.values())
+    # the total pays for the whole reservation, idle GPUs included
+    total["cost_usd"] = float(billing["cost_usd"].sum())
     serverless = [p["serverless_cost_usd"] for p in per.values()]
     total["serverless_cost_usd"] = (
         None if None in serverless else float(sum(s for s in serverless if s is not None))
@@ -322,8 +336,10 @@ def _summary(
     ok = requests[requests["status"] == "ok"]
     tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
     total["cost_per_million_tokens_usd"] = total["cost_usd"] / tokens * 1e6 if tokens else None
+    ready = [(life.ready_s, life.stopped_s if not np.isnan(life.stopped_s) else end)
+             for life in control.lives if not np.isnan(life.ready_s)]
     total["max_ready_replicas"] = max_overlap(
-        billing["start_s"].to_numpy(), billing["end_s"].to_numpy()
+        np.array([a for a, _ in ready]), np.array([b for _, b in ready])
     )
     ready_total = float(sim.ready_area.sum())
     busy_total = sum(sim.busy_time(d, end) for d in range(len(spec.deployments)))
@@ -335,7 +351,11 @@ def _summary(
         "wall_s": 0.0,
         "capsim_version": __version__,
         "total": {key: total[key] for key in KPI_KEYS}
-        | {"replica_crashes": sum(c.crashes for c in control.deps)},
+        | {
+            "replica_crashes": sum(c.crashes for c in control.deps),
+            "on_demand_cost_usd": _cost_of(billing, "on_demand"),
+            "reserved_cost_usd": _cost_of(billing, "reserved"),
+        },
         "deployments": per,
         "scenario": loaded.resolved(),
     }

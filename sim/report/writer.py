@@ -11,6 +11,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +29,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_results(result: Result, out: Path) -> None:
-    """Write ``summary.json``, ``requests.parquet``, ``timeline.parquet``, ``billing.csv``
-    and the report into ``out``."""
+@contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to fill; it replaces ``out`` only if all went well."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        (tmp / "summary.json").write_text(json.dumps(_json_safe(result.summary), indent=2) + "\n")
-        result.requests.to_parquet(tmp / "requests.parquet", index=False)
-        result.timeline.to_parquet(tmp / "timeline.parquet", index=False)
-        result.billing.to_csv(tmp / "billing.csv", index=False)
-        result.allocation.to_parquet(tmp / "allocation.parquet", index=False)
-        from sim.report.html import write_report
-
-        write_report(result, tmp)
+        yield tmp
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -53,3 +48,24 @@ def write_results(result: Result, out: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_files(out: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (name → bytes) as the whole content of ``out``, atomically."""
+    with atomic_dir(out) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+
+
+def write_results(result: Result, out: Path) -> None:
+    """Write ``summary.json``, ``requests.parquet``, ``timeline.parquet``, ``billing.csv``,
+    ``allocation.parquet`` and the report into ``out``."""
+    from sim.report.html import write_report
+
+    with atomic_dir(out) as tmp:
+        (tmp / "summary.json").write_text(json.dumps(_json_safe(result.summary), indent=2) + "\n")
+        result.requests.to_parquet(tmp / "requests.parquet", index=False)
+        result.timeline.to_parquet(tmp / "timeline.parquet", index=False)
+        result.billing.to_csv(tmp / "billing.csv", index=False)
+        result.allocation.to_parquet(tmp / "allocation.parquet", index=False)
+        write_report(result, tmp)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from sim.billing.spec import BillingSpec
 from sim.fleet.spec import BackgroundSpec, ColdStartSpec, FaultSpec
 from sim.perf import ShapeSpec
 from sim.policies.registry import parse_params
@@ -41,27 +42,6 @@ class SLOSpec(Spec):
     ttft_p99: PositiveDuration | None = None
     tpot_p99: PositiveDuration | None = None
     e2e_p99: PositiveDuration | None = None
-
-
-class ServerlessPrice(Spec):
-    input: NonNegativeFloat
-    cached_input: NonNegativeFloat | None = None
-    output: NonNegativeFloat
-
-
-class BillingSpec(Spec):
-    gpu_hour_usd: dict[str, NonNegativeFloat] = Field(
-        default_factory=dict, description="overrides of the catalog's on-demand prices"
-    )
-    reserved: dict[str, Annotated[int, Field(ge=0)]] = Field(
-        default_factory=dict, description="GPUs per accelerator paid for the whole horizon"
-    )
-    region_premium: Annotated[float, Field(ge=1.0)] = Field(
-        1.0, description="price multiplier for deployments pinned to one datacenter"
-    )
-    serverless: dict[str, ServerlessPrice] = Field(
-        default_factory=dict, description="USD per 1M tokens, overriding the catalog"
-    )
 
 
 class DeploymentSpec(Spec):
