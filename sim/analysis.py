@@ -9,6 +9,7 @@ billing — so idle replicas, warm minimums and cold starts all count.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def breakeven(
     factors = np.geomspace(low, high, grid)
     points = [at(float(f)) for f in factors]
     rps = None
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         if _cheaper(a) is False and _cheaper(b) is True:
             lo, hi = a.factor, b.factor
             while hi / lo > 1 + tolerance:

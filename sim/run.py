@@ -12,6 +12,8 @@ import pandas as pd
 import simpy
 
 from sim import __version__, catalog
+from sim.billing import bill, serverless_cost
+from sim.billing.ondemand import USAGE_COLUMNS
 from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
@@ -19,8 +21,6 @@ from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.summary import KPI_KEYS, latency_kpis, max_overlap
-from sim.billing import bill, serverless_cost
-from sim.billing.ondemand import USAGE_COLUMNS
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result

@@ -13,6 +13,8 @@ the rest is billed on demand.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -76,7 +78,7 @@ def _cover(lines: pd.DataFrame, acc: str, capacity: int) -> None:
     gpus = sub["gpus"].to_numpy()
     covered = np.zeros(len(sub))
     edges = np.unique(np.concatenate([starts, ends]))
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         left = capacity
         for i in np.flatnonzero((starts <= a) & (ends >= b)):  # in start order
             take = min(int(gpus[i]), left)
