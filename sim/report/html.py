@@ -1,75 +1,364 @@
-"""A self-contained ``report.html``: summary tables, plots (embedded PNG), the scenario."""
+"""Self-contained HTML reports: tables with units, every plot embedded, the scenario.
+
+Two entry points, each as a string (``render_*``) or written into a folder
+(``write_*``, which also writes every plot as a PNG file beside the report):
+
+* :func:`render_report` / :func:`write_report` — one :class:`~sim.results.Result`
+  (``capsim run``): findings in words, the summary per deployment and in
+  total, the timeline, GPU allocation, latency CDFs, cost breakdown, billing
+  and the resolved scenario.
+* :func:`render_sweep_report` / :func:`write_sweep_report` — a sweep's summary
+  table, one row per run (``capsim sweep``): cost per 1M tokens against p99
+  TTFT, the runs averaged over seeds per combination of the sweep axes, every
+  run, and the sweep file.
+
+Images are PNG data URIs, so the file can be mailed or attached as it is.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 
 from sim import plot
 from sim.metrics.summary import KPI_KEYS
+from sim.report.format import KPI_GROUPS, findings, format_kpi, format_value, kpi_label
 from sim.results import Result
 
+__all__ = [
+    "Plot",
+    "render_report",
+    "render_sweep_report",
+    "report_plots",
+    "sweep_plots",
+    "write_report",
+    "write_sweep_report",
+]
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+PNG_DPI = 100
 
 
-def figures(result: Result) -> dict[str, bytes]:
-    """The report's plots as PNG bytes, by file name."""
-    out = {}
+@dataclass(frozen=True)
+class Plot:
+    """One plot of a report: its PNG file name, heading, section and image bytes."""
+
+    file: str
+    title: str
+    section: str
+    png: bytes
+
+    @classmethod
+    def of(cls, file: str, title: str, section: str, fig: Figure) -> Plot:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=PNG_DPI)
+        return cls(file, title, section, buf.getvalue())
+
+    def img(self) -> str:
+        data = base64.b64encode(self.png).decode("ascii")
+        return (f'<figure><img alt="{_e(self.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_e(self.title)}</figcaption></figure>")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def report_plots(result: Result) -> list[Plot]:
+    """The plots of a one-run report; those without data to show are left out."""
+    plots = []
     if not result.timeline.empty:
-        out["timeline.png"] = _png(plot.timeline(result))
-    if (result.requests["status"] == "ok").any():
-        out["ttft_cdf.png"] = _png(plot.latency_cdf([result], "ttft_s"))
-        out["e2e_cdf.png"] = _png(plot.latency_cdf([result], "e2e_s"))
-    return out
+        plots.append(Plot.of("timeline.png", "Load and capacity over time", "load",
+                             plot.timeline(result)))
+    alloc = getattr(result, "allocation", None)
+    has_alloc = isinstance(alloc, pd.DataFrame) and not alloc.empty
+    if has_alloc or "gpus_allocated" in result.timeline.columns:
+        plots.append(Plot.of("gpu_allocation.png", "GPUs allocated per datacenter and type",
+                             "load", plot.gpu_allocation(result)))
+    reqs = result.requests
+    if not reqs.empty and (reqs["status"].astype(str) == "ok").any():
+        for metric, name in (("ttft_s", "Time to first token"), ("tpot_s", "Time per output "
+                             "token"), ("e2e_s", "End-to-end latency")):
+            plots.append(Plot.of(f"{metric.removesuffix('_s')}_cdf.png", f"{name}: CDF",
+                                 "latency", plot.latency_cdf(result, metric)))
+    if not result.billing.empty:
+        plots.append(Plot.of("cost_breakdown.png", "Cost breakdown", "cost",
+                             plot.cost_breakdown(result)))
+    return plots
 
 
-def write_report(result: Result, folder: Path) -> None:
-    """Write the plots as PNG files and ``report.html`` embedding them into ``folder``."""
-    pngs = figures(result)
-    for name, data in pngs.items():
-        (folder / name).write_bytes(data)
+def _summary_table(summary: Mapping[str, Any]) -> str:
+    deployments: Mapping[str, Mapping[str, Any]] = summary.get("deployments") or {}
+    total: Mapping[str, Any] = summary.get("total") or {}
+    columns = [*deployments, "total"] if len(deployments) != 1 else ["total"]
+    blocks = {**deployments, "total": total}
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    known: set[str] = set()
+    groups = list(KPI_GROUPS)
+    extra = tuple(k for k in [*KPI_KEYS, *total] if k not in
+                  {key for _, keys in KPI_GROUPS for key in keys})
+    if extra:
+        groups.append(("Other", tuple(dict.fromkeys(extra))))
+    for title, keys in groups:
+        rows = [k for k in keys if k in total and k not in known]
+        if not rows:
+            continue
+        body.append(f'<tr class="group"><th colspan="{len(columns) + 1}">{_e(title)}</th></tr>')
+        for key in rows:
+            known.add(key)
+            cells = "".join(f"<td>{_e(format_kpi(key, blocks[c].get(key)))}</td>"
+                            for c in columns)
+            body.append(f'<tr><th scope="row" title="{_e(key)}">{_e(kpi_label(key))}</th>'
+                        f"{cells}</tr>")
+    caption = ("one deployment: its numbers are the total" if len(deployments) == 1
+               else "per deployment and in total")
+    return (f'<table class="kpi"><caption>{_e(caption)}</caption><thead><tr><th></th>{head}'
+            f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _cards(summary: Mapping[str, Any]) -> str:
+    t = summary.get("total") or {}
+    keys = ("requests", "slo_attainment", "ttft_p99_s", "tpot_p99_s", "cost_usd",
+            "cost_per_million_tokens_usd", "serverless_cost_usd")
+    cards = [f'<div class="card"><div class="value">{_e(format_kpi(k, t.get(k)))}</div>'
+             f'<div class="label">{_e(kpi_label(k))}</div></div>' for k in keys if k in t]
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _billing_table(billing: pd.DataFrame) -> str:
+    if billing.empty:
+        return "<p>No billed GPU time.</p>"
+    keys = [c for c in ("deployment", "datacenter", "accelerator", "pricing")
+            if c in billing.columns]
+    bill = billing.assign(gpu_seconds=billing["gpus"] * billing["seconds"])
+    grouped = (bill.groupby(keys, observed=True, sort=True)
+               .agg(lines=("cost_usd", "size"), gpu_seconds=("gpu_seconds", "sum"),
+                    usd_per_gpu_hour=("usd_per_gpu_hour", "mean"), cost_usd=("cost_usd", "sum"))
+               .reset_index())
+    head = [*keys, "replica intervals", "GPU time", "USD per GPU-hour", "cost"]
+    rows = []
+    for rec in grouped.to_dict("records"):
+        cells = [_e(rec[k]) for k in keys] + [
+            _e(f"{int(rec['lines']):,}"), _e(format_value(rec["gpu_seconds"], "gpu_hours")),
+            _e(format_value(rec["usd_per_gpu_hour"], "usd")),
+            _e(format_value(rec["cost_usd"], "usd")),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<table class="data"><thead><tr>{"".join(f"<th>{_e(h)}</th>" for h in head)}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+_SECTIONS = (
+    ("load", "Load and capacity"),
+    ("latency", "Latency"),
+    ("cost", "Cost"),
+)
+
+
+def render_report(result: Result, plots: Sequence[Plot] | None = None) -> str:
+    """``report.html`` of one run, as a string (``plots``: :func:`report_plots`)."""
+    if plots is None:
+        plots = report_plots(result)
     s = result.summary
-    table = pd.DataFrame(
-        {name: [kpis.get(k) for k in KPI_KEYS] for name, kpis in s["deployments"].items()}
-        | {"total": [s["total"].get(k) for k in KPI_KEYS]},
-        index=list(KPI_KEYS),
+    name = str(s.get("name", "run"))
+    meta = (f"seed {_e(s.get('seed'))} · {_e(format_value(s.get('simulated_s'), 'seconds'))} "
+            f"simulated in {_e(format_value(s.get('wall_s'), 'seconds'))} · "
+            f"capsim {_e(s.get('capsim_version'))}")
+    sections = [
+        ("findings", "Findings",
+         _cards(s) + "<ul class=\"findings\">"
+         + "".join(f"<li>{_e(x)}</li>" for x in findings(s)) + "</ul>"),
+        ("summary", "Summary", _summary_table(s)),
+    ]
+    for key, title in _SECTIONS:
+        body = "".join(p.img() for p in plots if p.section == key)
+        if key == "cost":
+            body += "<h3>Billing lines</h3>" + _billing_table(result.billing)
+        if body:
+            sections.append((key, title, body))
+    scenario = result.scenario or s.get("scenario") or {}
+    sections.append(("scenario", "Scenario (resolved, defaults included)",
+                     f"<pre>{_e(yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True))}"
+                     "</pre>"))
+    return _page(f"capsim report — {name}", name, meta, sections)
+
+
+def write_report(result: Result, folder: str | Path) -> Path:
+    """Write every plot as PNG and ``report.html`` into ``folder``; return the report's path."""
+    folder = Path(folder)
+    plots = report_plots(result)
+    for p in plots:
+        (folder / p.file).write_bytes(p.png)
+    path = folder / "report.html"
+    path.write_text(render_report(result, plots), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _kpi_columns(table: pd.DataFrame) -> list[str]:
+    return [k for k in KPI_KEYS if k in table.columns]
+
+
+def _sweep_labels(table: pd.DataFrame, axes: Sequence[str]) -> pd.Series:
+    if not axes:
+        return pd.Series([str(i) for i in table.index], index=table.index)
+    return table[list(axes)].astype(str).agg(" · ".join, axis=1)
+
+
+def sweep_plots(
+    table: pd.DataFrame, axes: Sequence[str] = (), slo_s: float | None = None
+) -> list[Plot]:
+    """The plots of a sweep report (cost per 1M tokens against p99 TTFT, when it can)."""
+    needed = {"ttft_p99_s", "cost_per_million_tokens_usd"}
+    if not needed <= set(table.columns) or table[sorted(needed)].dropna().empty:
+        return []
+    labelled = table.assign(label=_sweep_labels(table, axes))
+    fig = plot.shape_comparison(labelled, label="label", slo_s=slo_s)
+    return [Plot.of("cost_vs_ttft.png", "Cost per 1M tokens against p99 TTFT", "frontier", fig)]
+
+
+def _data_table(table: pd.DataFrame, kpis: Iterable[str]) -> str:
+    kpis = set(kpis)
+    head = "".join(
+        f'<th title="{_e(c)}">{_e(kpi_label(c) if c in kpis else c)}</th>' for c in table.columns
     )
-    images = "\n".join(
-        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(data).decode()}"></figure>'
-        for name, data in pngs.items()
-    )
-    doc = f"""<!doctype html>
+    rows = []
+    for rec in table.itertuples(index=False):
+        cells = []
+        for column, value in zip(table.columns, rec, strict=True):
+            text = format_kpi(column, value) if column in kpis else format_value(value, "plain")
+            cells.append(f"<td>{_e(text)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def render_sweep_report(
+    table: pd.DataFrame,
+    *,
+    title: str = "sweep",
+    axes: Sequence[str] = (),
+    scenario: Mapping[str, Any] | None = None,
+    slo_s: float | None = None,
+    plots: Sequence[Plot] | None = None,
+) -> str:
+    """``report.html`` of a sweep, as a string.
+
+    ``table`` has one row per run: the sweep ``axes`` columns, ``seed`` and
+    the summary's ``total`` keys (``ttft_p99_s``, ``cost_usd``, …).  Runs with
+    the same axis values are averaged (mean over seeds).  ``scenario`` is the
+    sweep file as loaded; ``slo_s`` the TTFT objective to draw.  ``plots``
+    defaults to :func:`sweep_plots`; pass more with :meth:`Plot.of`.
+    """
+    missing = [a for a in axes if a not in table.columns]
+    if missing:
+        raise ValueError(f"sweep table has no column {', '.join(missing)}")
+    if plots is None:
+        plots = sweep_plots(table, axes, slo_s)
+    kpis = _kpi_columns(table)
+    n_seeds = table["seed"].nunique() if "seed" in table.columns else 1
+    meta = f"{len(table):,} runs"
+    if axes:
+        combos = table[list(axes)].drop_duplicates()
+        meta += f" · {len(combos):,} combinations of {', '.join(axes)} × {n_seeds} seeds"
+    sections = []
+    figures = "".join(p.img() for p in plots)
+    if figures:
+        sections.append(("frontier", "Cost against latency", figures))
+    if axes and kpis:
+        mean = (table.groupby(list(axes), sort=False, observed=True)[kpis].mean()
+                .reset_index())
+        counts = table.groupby(list(axes), sort=False, observed=True).size()
+        mean.insert(len(axes), "runs", counts.to_numpy())
+        sections.append(("combinations", "Mean over seeds, per combination",
+                         _data_table(mean, kpis)))
+    sections.append(("runs", "Every run", _data_table(table, kpis)))
+    if scenario:
+        sections.append(("scenario", "Sweep file (resolved)",
+                         f"<pre>{_e(yaml.safe_dump(dict(scenario), sort_keys=False))}</pre>"))
+    return _page(f"capsim sweep — {title}", title, _e(meta), sections)
+
+
+def write_sweep_report(table: pd.DataFrame, folder: str | Path, **kwargs: Any) -> Path:
+    """Write the sweep's plots as PNG and ``report.html`` into ``folder``; return its path.
+
+    Keyword arguments are those of :func:`render_sweep_report`.
+    """
+    folder = Path(folder)
+    plots = kwargs.pop("plots", None)
+    if plots is None:
+        plots = sweep_plots(table, kwargs.get("axes", ()), kwargs.get("slo_s"))
+    for p in plots:
+        (folder / p.file).write_bytes(p.png)
+    path = folder / "report.html"
+    path.write_text(render_sweep_report(table, plots=plots, **kwargs), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- page
+
+_CSS = """
+:root { --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --bg: #f5f7fa; --accent: #2f6690; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0 auto; max-width: 1180px; padding: 1.5em 2em 4em; }
+h1 { margin: 0 0 .2em; font-size: 1.9em; }
+h2 { margin-top: 2em; padding-bottom: .2em; border-bottom: 2px solid var(--line); }
+h3 { margin-top: 1.5em; }
+.meta { color: var(--muted); margin: 0; }
+nav { margin: 1em 0; display: flex; flex-wrap: wrap; gap: .4em 1.2em; }
+nav a { color: var(--accent); text-decoration: none; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: .7em;
+         margin: 1em 0; }
+.card { background: var(--bg); border: 1px solid var(--line); border-radius: 8px;
+        padding: .7em .9em; }
+.card .value { font-size: 1.45em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card .label { color: var(--muted); font-size: .85em; }
+.findings li { margin: .3em 0; }
+table { border-collapse: collapse; margin: .5em 0; }
+caption { caption-side: top; text-align: left; color: var(--muted); padding-bottom: .3em; }
+th, td { padding: 4px 12px; border-bottom: 1px solid var(--line); }
+td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+thead th { background: var(--bg); text-align: right; }
+tbody th { text-align: left; font-weight: normal; }
+tr.group th { text-align: left; font-weight: 600; background: var(--bg); padding-top: .6em; }
+table.data td:first-child { text-align: left; }
+.scroll { overflow-x: auto; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
+figcaption { color: var(--muted); font-size: .9em; }
+pre { background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: 1em;
+      overflow-x: auto; font-size: .85em; line-height: 1.35; }
+"""
+
+
+def _page(title: str, heading: str, meta: str, sections: Sequence[tuple[str, str, str]]) -> str:
+    """The HTML page: ``sections`` are (anchor, heading, body HTML); ``meta`` is HTML."""
+    nav = "".join(f'<a href="#{_e(a)}">{_e(h)}</a>' for a, h, _ in sections)
+    body = "\n".join(f'<section id="{_e(a)}"><h2>{_e(h)}</h2>\n{b}\n</section>'
+                     for a, h, b in sections)
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>capsim report — {html.escape(str(s["name"]))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; }}
-td, th {{ padding: 2px 10px; border-bottom: 1px solid #ddd; }}
-td {{ text-align: right; font-variant-numeric: tabular-nums; }} img {{ max-width: 100%; }}
-pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
-</style></head><body>
-<h1>{html.escape(str(s["name"]))}</h1>
-<p>seed {s["seed"]} · {s["simulated_s"] / 3600:.2f} h simulated in {s["wall_s"]:.1f} s ·
-capsim {html.escape(str(s["capsim_version"]))}</p>
-<h2>Summary</h2>
-{table.to_html(na_rep="—", float_format=lambda v: f"{v:,.4g}")}
-<h2>Plots</h2>
-{images}
-<h2>Scenario (resolved, defaults included)</h2>
-<pre>{html.escape(json.dumps(s["scenario"], indent=2))}</pre>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{_e(title)}</title>
+<style>{_CSS}</style></head><body>
+<header><h1>{_e(heading)}</h1><p class="meta">{meta}</p></header>
+<nav>{nav}</nav>
+{body}
 </body></html>
 """
-    (folder / "report.html").write_text(doc)
