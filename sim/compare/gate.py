@@ -288,13 +288,22 @@ class Comparison:
         return 1 if self.regressions else 0
 
 
+def use_ratio(values: list[float], tol: Tolerance | None) -> bool:
+    """Relative tolerances compare on the ratio scale, when every value is positive."""
+    return (tol is None or tol.relative) and min(values) > 0
+
+
 def verdict(metric: str, delta: Delta, tol: Tolerance | None) -> str:
-    """Regression: worse beyond the tolerance, and the whole interval on the worse side."""
+    """Regression: worse beyond the tolerance, and the whole interval on the worse side.
+
+    On the ratio scale the effect and the tolerance are both relative (``+0.12`` is
+    12 % worse for a higher-is-worse metric, ``−0.12`` for a higher-is-better one).
+    """
     if tol is None:
         return "—"
     sign = DIRECTION[metric]
-    worse = sign * delta.delta
-    limit = tol.absolute(delta.base_mean)
+    worse = sign * delta.estimate
+    limit = tol.value if delta.scale == "ratio" else tol.absolute(delta.base_mean)
     if delta.has_interval:
         assert delta.low is not None and delta.high is not None
         lo, hi = sorted((sign * delta.low, sign * delta.high))
@@ -346,8 +355,9 @@ def compare_sets(
                 if bv is None or nv is None:
                     rows.append(Row(label or base.name, rid, scope, metric, None, tol, "n/a"))
                     continue
-                delta = (paired(bv, nv, confidence) if same_seeds
-                         else welch(bv, nv, confidence))
+                log = use_ratio(bv + nv, tol)
+                delta = (paired(bv, nv, confidence, log) if same_seeds
+                         else welch(bv, nv, confidence, log))
                 rows.append(Row(label or base.name, rid, scope, metric, delta, tol,
                                 verdict(metric, delta, tol)))
     return rows
@@ -393,7 +403,9 @@ def _num(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-def _signed(x: float) -> str:
+def _signed(x: float, ratio: bool) -> str:
+    if ratio:
+        return f"{x * 100:+.1f} %"
     return "0" if x == 0 else f"{x:+.4g}"
 
 
@@ -402,14 +414,15 @@ def markdown(result: Comparison) -> str:
     lines = [
         "### capsim compare",
         "",
-        f"BASE `{result.base}` → NEW `{result.new}`. Means over seeds; Δ = NEW − BASE with "
-        f"its {pct} confidence interval (paired t on common seeds, else Welch t). "
-        "A regression is worse than BASE by more than the tolerance, with the whole "
-        "interval on the worse side.",
+        f"BASE `{result.base}` → NEW `{result.new}`. Means over seeds. *change*: relative "
+        "change of the geometric means (%) for positive metrics with a relative tolerance, "
+        f"else the difference of the means; with its {pct} confidence interval (paired t "
+        "on common seeds, else Welch t). A regression is worse than BASE by more than "
+        "the tolerance, with the whole interval on the worse side.",
         "",
-        f"| scenario | run | scope | metric | BASE | NEW | Δ | Δ % | {pct} CI of Δ "
+        f"| scenario | run | scope | metric | BASE | NEW | change | {pct} CI "
         "| tolerance | test | verdict |",
-        "|---|---|---|---|--:|--:|--:|--:|:-:|--:|---|---|",
+        "|---|---|---|---|--:|--:|--:|:-:|--:|---|---|",
     ]
     for row in result.rows:
         d = row.delta
@@ -417,14 +430,14 @@ def markdown(result: Comparison) -> str:
         tol = str(row.tolerance) if row.tolerance is not None else "—"
         if d is None:
             lines.append(f"| {row.scenario} | {row.run_id} | {row.scope} | {row.metric} "
-                         f"| — | — | — | — | — | {tol} | — | {verdict_cell} |")
+                         f"| — | — | — | — | {tol} | — | {verdict_cell} |")
             continue
-        rel = f"{d.delta / abs(d.base_mean) * 100:+.1f} %" if d.base_mean else "—"
-        ci = (f"[{_signed(d.low)}, {_signed(d.high)}]"
+        ratio = d.scale == "ratio"
+        ci = (f"[{_signed(d.low, ratio)}, {_signed(d.high, ratio)}]"
               if d.low is not None and d.high is not None else "—")
         lines.append(
             f"| {row.scenario} | {row.run_id} | {row.scope} | {row.metric} "
-            f"| {_num(d.base_mean)} | {_num(d.new_mean)} | {_signed(d.delta)} | {rel} "
+            f"| {_num(d.base_mean)} | {_num(d.new_mean)} | {_signed(d.estimate, ratio)} "
             f"| {ci} | {tol} | {d.method} | {verdict_cell} |"
         )
     lines.append("")

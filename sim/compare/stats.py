@@ -86,18 +86,27 @@ def t_ppf(p: float, df: float) -> float:
 
 @dataclass(frozen=True)
 class Delta:
-    """NEW − BASE: means, the difference and its confidence interval.
+    """NEW against BASE over seeds: the means, the effect and its confidence interval.
 
-    ``low``/``high`` are ``None`` when the interval cannot be estimated (one
-    seed on a side and no pairing): the difference is then taken as exact.
+    On the ``difference`` scale the effect is ``mean(NEW) − mean(BASE)``; on the
+    ``ratio`` scale (positive metrics) it is ``GM(NEW) / GM(BASE) − 1``, the
+    relative change of the geometric means, with the interval computed on the
+    logarithms.  ``low``/``high`` are ``None`` when no interval can be
+    estimated (one seed on a side, unpaired): the effect is then taken as exact.
     """
 
     base_mean: float
     new_mean: float
-    delta: float
+    estimate: float
     low: float | None
     high: float | None
-    method: str  # "paired t, n=5" | "Welch t, 5 vs 5" | "exact, 1 vs 1"
+    method: str  # "paired t, n=5" | "Welch t on logs, 5 vs 5" | "exact, 1 vs 1"
+    scale: str = "difference"
+
+    @property
+    def delta(self) -> float:
+        """Difference of the arithmetic means, whatever the scale."""
+        return self.new_mean - self.base_mean
 
     @property
     def has_interval(self) -> bool:
@@ -113,41 +122,71 @@ def _var(xs: list[float]) -> float:
     return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
 
 
-def welch(base: list[float], new: list[float], confidence: float = 0.95) -> Delta:
-    """Welch's t interval of mean(new) − mean(base), unequal variances.
-
-    ``Δ ± t(1 − α/2, ν) · √(s_b²/n_b + s_n²/n_n)`` with the Welch–Satterthwaite
-    degrees of freedom ``ν = (s_b²/n_b + s_n²/n_n)² / ((s_b²/n_b)²/(n_b−1) +
-    (s_n²/n_n)²/(n_n−1))``.  With both variances zero the interval is the point.
-    """
+def _interval(
+    base: list[float], new: list[float], confidence: float, log: bool, pair: bool
+) -> Delta:
     mb, mn = _mean(base), _mean(new)
-    d = mn - mb
-    nb, nn = len(base), len(new)
-    if nb < 2 or nn < 2:
-        return Delta(mb, mn, d, None, None, f"exact, {nb} vs {nn}")
-    vb, vn = _var(base) / nb, _var(new) / nn
-    se = math.sqrt(vb + vn)
-    if se == 0.0:
-        return Delta(mb, mn, d, d, d, f"Welch t, {nb} vs {nn}")
-    df = (vb + vn) ** 2 / (vb**2 / (nb - 1) + vn**2 / (nn - 1))
-    half = t_ppf(0.5 + confidence / 2.0, df) * se
-    return Delta(mb, mn, d, d - half, d + half, f"Welch t, {nb} vs {nn}")
+    if log:
+        if min(base + new) <= 0:
+            raise ValueError("the ratio scale needs positive values")
+        xb, xn = [math.log(x) for x in base], [math.log(x) for x in new]
+    else:
+        xb, xn = base, new
+    on = " on logs" if log else ""
+    nb, nn = len(xb), len(xn)
+    half: float | None
+    if pair:
+        if nb != nn:
+            raise ValueError("paired samples must have the same length")
+        diffs = [n - b for b, n in zip(xb, xn, strict=True)]
+        est = _mean(diffs)
+        if nb < 2:
+            half, method = 0.0, "exact, same seed"
+        else:
+            se = math.sqrt(_var(diffs) / nb)
+            half = t_ppf(0.5 + confidence / 2.0, nb - 1) * se if se > 0 else 0.0
+            method = f"paired t{on}, n={nb}"
+    else:
+        est = _mean(xn) - _mean(xb)
+        method = f"Welch t{on}, {nb} vs {nn}"
+        if nb < 2 or nn < 2:
+            half, method = None, f"exact, {nb} vs {nn}"
+        else:
+            vb, vn = _var(xb) / nb, _var(xn) / nn
+            se = math.sqrt(vb + vn)
+            if se == 0.0:
+                half = 0.0
+            else:
+                df = (vb + vn) ** 2 / (vb**2 / (nb - 1) + vn**2 / (nn - 1))
+                half = t_ppf(0.5 + confidence / 2.0, df) * se
+    low = None if half is None else est - half
+    high = None if half is None else est + half
+    if log:
+        return Delta(mb, mn, math.expm1(est),
+                     None if low is None else math.expm1(low),
+                     None if high is None else math.expm1(high), method, "ratio")
+    return Delta(mb, mn, est, low, high, method, "difference")
 
 
-def paired(base: list[float], new: list[float], confidence: float = 0.95) -> Delta:
-    """Paired t interval of the mean difference, for runs on the same seeds.
+def welch(base: list[float], new: list[float], confidence: float = 0.95,
+          log: bool = False) -> Delta:
+    """Welch's t interval for samples from different seeds (unequal variances).
 
-    Same seed means the same generated traffic (common random numbers), so
-    the per-seed differences ``d_i = new_i − base_i`` carry the effect of the
-    change without the seed-to-seed noise: ``d̄ ± t(1 − α/2, n−1) · s_d/√n``.
+    ``Δ ± t(1 − α/2, ν) · √(s_b²/n_b + s_n²/n_n)``, with the Welch–Satterthwaite
+    degrees of freedom ``ν = (s_b²/n_b + s_n²/n_n)² / ((s_b²/n_b)²/(n_b−1) +
+    (s_n²/n_n)²/(n_n−1))``.  With ``log`` the samples are the logarithms and
+    the result is a ratio of geometric means.  Both variances zero: the point.
     """
-    if len(base) != len(new):
-        raise ValueError("paired samples must have the same length")
-    diffs = [n - b for b, n in zip(base, new, strict=True)]
-    mb, mn, d = _mean(base), _mean(new), _mean(diffs)
-    n = len(diffs)
-    if n < 2:
-        return Delta(mb, mn, d, d, d, "exact, same seed")
-    se = math.sqrt(_var(diffs) / n)
-    half = t_ppf(0.5 + confidence / 2.0, n - 1) * se if se > 0 else 0.0
-    return Delta(mb, mn, d, d - half, d + half, f"paired t, n={n}")
+    return _interval(base, new, confidence, log, pair=False)
+
+
+def paired(base: list[float], new: list[float], confidence: float = 0.95,
+           log: bool = False) -> Delta:
+    """Paired t interval, for runs on the same seeds (``base[i]`` and ``new[i]``).
+
+    Same seed means the same generated traffic (common random numbers), so the
+    per-seed differences ``d_i = new_i − base_i`` (of logarithms with ``log``)
+    carry the effect of the change without the seed-to-seed noise:
+    ``d̄ ± t(1 − α/2, n−1) · s_d/√n``.
+    """
+    return _interval(base, new, confidence, log, pair=True)

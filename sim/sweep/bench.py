@@ -32,7 +32,7 @@ def bench_plan(runs: int, duration: str = "2h") -> SweepPlan:
         "name": "bench-sweep",
         "seed": 1,
         "duration": duration,
-        "warmup": "5m",
+        "warmup": "1m",
         "deployments": [{
             "name": "chat",
             "model": "llama-v3p1-70b-instruct",
