@@ -699,9 +699,10 @@ def shape_comparison(
 
     Takes results (their ``total`` summaries; labels default to each run's
     shape) or a table with columns ``ttft_p99_s`` and
-    ``cost_per_million_tokens_usd`` — a sweep's summary, one row per run —
-    labelled by the column ``label`` (default: the first of ``label``,
-    ``shape``, ``name``, ``scenario`` it has, else the index).  Rows with the
+    ``cost_per_million_tokens_usd`` (or ``total.…``, as in a sweep's summary
+    table, whose unfinished runs are left out), one row per run, labelled by
+    the column ``label`` (default: the first of ``label``, ``shape``,
+    ``name``, ``scenario``, ``run_id`` it has, else the index).  Rows with the
     same label (seeds) are averaged, with bars from their minimum to maximum.
     The TTFT objective (``slo_s``, else the runs' common ``slo.ttft_p99``) is
     a vertical line; the frontier joins the points no other point beats on
@@ -709,8 +710,13 @@ def shape_comparison(
     """
     if isinstance(results_or_table, pd.DataFrame):
         table = results_or_table.copy()
+        if "status" in table.columns:  # a sweep's table: finished runs only
+            table = table[table["status"].astype(str) == "ok"]
+        for key in (_X, _Y):
+            if key not in table.columns and f"total.{key}" in table.columns:
+                table[key] = table[f"total.{key}"]
         if label is None:
-            label = next((c for c in ("label", "shape", "name", "scenario")
+            label = next((c for c in ("label", "shape", "name", "scenario", "run_id")
                           if c in table.columns), None)
         table["label"] = table[label].astype(str) if label else table.index.astype(str)
     else:

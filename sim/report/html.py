@@ -39,6 +39,7 @@ __all__ = [
     "render_report",
     "render_sweep_report",
     "report_plots",
+    "sweep_axes",
     "sweep_plots",
     "write_report",
     "write_sweep_report",
@@ -208,25 +209,53 @@ def write_report(result: Result, folder: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- sweeps
 
+# Columns of a sweep's summary table (sim.sweep.store.summary_table) that are
+# neither axes nor KPIs.
+SWEEP_META = ("run_id", "seed", "status", "error", "wall_s", "simulated_s")
 
-def _kpi_columns(table: pd.DataFrame) -> list[str]:
-    return [k for k in KPI_KEYS if k in table.columns]
+
+def _kpi_of(column: str) -> str | None:
+    """The summary key a sweep column holds in total (``total.cost_usd`` or ``cost_usd``)."""
+    if column.startswith("total."):
+        return column.removeprefix("total.")
+    return column if column in KPI_KEYS else None
 
 
-def _sweep_labels(table: pd.DataFrame, axes: Sequence[str]) -> pd.Series:
+def sweep_axes(table: pd.DataFrame) -> list[str]:
+    """The axis columns of a sweep table: neither run metadata nor a KPI."""
+    return [c for c in table.columns
+            if c not in SWEEP_META and _kpi_of(c) is None and not c.startswith("deployments.")]
+
+
+def _totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Runs that finished, with their total KPIs under the plain key names."""
+    if "status" in table.columns:
+        table = table[table["status"].astype(str) == "ok"]
+    keep = {c: _kpi_of(c) for c in table.columns if _kpi_of(c) is not None}
+    kpis = table[list(keep)].rename(columns=keep)
+    kpis = kpis.loc[:, ~kpis.columns.duplicated()]
+    rest = table[[c for c in table.columns if c not in keep]]
+    return pd.concat([rest, kpis], axis=1)
+
+
+def _point_labels(table: pd.DataFrame, axes: Sequence[str]) -> pd.Series:
     if not axes:
-        return pd.Series([str(i) for i in table.index], index=table.index)
+        source = table["run_id"] if "run_id" in table.columns else table.index
+        return pd.Series([str(v) for v in source], index=table.index)
     return table[list(axes)].astype(str).agg(" · ".join, axis=1)
 
 
 def sweep_plots(
-    table: pd.DataFrame, axes: Sequence[str] = (), slo_s: float | None = None
+    table: pd.DataFrame, axes: Sequence[str] | None = None, slo_s: float | None = None
 ) -> list[Plot]:
-    """The plots of a sweep report (cost per 1M tokens against p99 TTFT, when it can)."""
-    needed = {"ttft_p99_s", "cost_per_million_tokens_usd"}
-    if not needed <= set(table.columns) or table[sorted(needed)].dropna().empty:
+    """The plots of a sweep report: cost per 1M tokens against p99 TTFT, one point per
+    combination of the axes (mean over seeds), when the table has both."""
+    axes = sweep_axes(table) if axes is None else list(axes)
+    runs = _totals(table)
+    needed = ["ttft_p99_s", "cost_per_million_tokens_usd"]
+    if not set(needed) <= set(runs.columns) or runs[needed].dropna().empty:
         return []
-    labelled = table.assign(label=_sweep_labels(table, axes))
+    labelled = runs.assign(label=_point_labels(runs, axes))
     fig = plot.shape_comparison(labelled, label="label", slo_s=slo_s)
     return [Plot.of("cost_vs_ttft.png", "Cost per 1M tokens against p99 TTFT", "frontier", fig)]
 
@@ -251,42 +280,53 @@ def render_sweep_report(
     table: pd.DataFrame,
     *,
     title: str = "sweep",
-    axes: Sequence[str] = (),
+    axes: Sequence[str] | None = None,
     scenario: Mapping[str, Any] | None = None,
     slo_s: float | None = None,
     plots: Sequence[Plot] | None = None,
 ) -> str:
     """``report.html`` of a sweep, as a string.
 
-    ``table`` has one row per run: the sweep ``axes`` columns, ``seed`` and
-    the summary's ``total`` keys (``ttft_p99_s``, ``cost_usd``, …).  Runs with
-    the same axis values are averaged (mean over seeds).  ``scenario`` is the
-    sweep file as loaded; ``slo_s`` the TTFT objective to draw.  ``plots``
-    defaults to :func:`sweep_plots`; pass more with :meth:`Plot.of`.
+    ``table`` has one row per run, as ``sim.sweep`` writes it (``run_id``,
+    ``seed``, one column per axis, ``status``, ``error``, ``total.<kpi>``,
+    ``deployments.<name>.<kpi>``); plain ``<kpi>`` columns work too.  ``axes``
+    defaults to every column that is neither run metadata nor a KPI.  Finished
+    runs with the same axis values are averaged over seeds; failed ones are
+    listed with their error.  ``scenario`` is the sweep file as loaded;
+    ``slo_s`` the TTFT objective to draw.  ``plots`` defaults to
+    :func:`sweep_plots`; add others with :meth:`Plot.of`.
     """
+    axes = sweep_axes(table) if axes is None else list(axes)
     missing = [a for a in axes if a not in table.columns]
     if missing:
         raise ValueError(f"sweep table has no column {', '.join(missing)}")
     if plots is None:
         plots = sweep_plots(table, axes, slo_s)
-    kpis = _kpi_columns(table)
+    runs = _totals(table)
+    kpis = [k for k in [*KPI_KEYS, *runs.columns] if k in runs.columns and _kpi_of(k)]
+    kpis = list(dict.fromkeys(kpis))
     n_seeds = table["seed"].nunique() if "seed" in table.columns else 1
-    meta = f"{len(table):,} runs"
+    meta = f"{len(table):,} runs, {len(runs):,} finished"
     if axes:
-        combos = table[list(axes)].drop_duplicates()
+        combos = table[axes].drop_duplicates()
         meta += f" · {len(combos):,} combinations of {', '.join(axes)} × {n_seeds} seeds"
     sections = []
     figures = "".join(p.img() for p in plots)
     if figures:
         sections.append(("frontier", "Cost against latency", figures))
-    if axes and kpis:
-        mean = (table.groupby(list(axes), sort=False, observed=True)[kpis].mean()
-                .reset_index())
-        counts = table.groupby(list(axes), sort=False, observed=True).size()
-        mean.insert(len(axes), "runs", counts.to_numpy())
+    if axes and kpis and not runs.empty:
+        groups = runs.groupby(axes, sort=False, observed=True, dropna=False)
+        mean = groups[kpis].mean().reset_index()
+        mean.insert(len(axes), "runs", groups.size().to_numpy())
         sections.append(("combinations", "Mean over seeds, per combination",
                          _data_table(mean, kpis)))
-    sections.append(("runs", "Every run", _data_table(table, kpis)))
+    shown = [c for c in ("run_id", "seed", *axes, "status") if c in runs.columns]
+    sections.append(("runs", "Every finished run (totals)", _data_table(runs[shown + kpis], kpis)))
+    if "status" in table.columns:
+        failed = table[table["status"].astype(str) != "ok"]
+        if not failed.empty:
+            cols = [c for c in ("run_id", "seed", *axes, "status", "error") if c in failed.columns]
+            sections.append(("failed", "Runs that did not finish", _data_table(failed[cols], ())))
     if scenario:
         sections.append(("scenario", "Sweep file (resolved)",
                          f"<pre>{_e(yaml.safe_dump(dict(scenario), sort_keys=False))}</pre>"))
@@ -301,7 +341,7 @@ def write_sweep_report(table: pd.DataFrame, folder: str | Path, **kwargs: Any) -
     folder = Path(folder)
     plots = kwargs.pop("plots", None)
     if plots is None:
-        plots = sweep_plots(table, kwargs.get("axes", ()), kwargs.get("slo_s"))
+        plots = sweep_plots(table, kwargs.get("axes"), kwargs.get("slo_s"))
     for p in plots:
         (folder / p.file).write_bytes(p.png)
     path = folder / "report.html"

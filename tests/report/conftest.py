@@ -173,3 +173,32 @@ def control_result() -> Result:
             },
         }],
     })
+
+
+@pytest.fixture(scope="session")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A real sweep through sim.sweep: 1 and 2 replicas × 2 seeds, run in this process."""
+    import yaml
+
+    from sim.sweep import SerialExecutor, load_sweep, read_summary, run_sweep
+
+    folder = tmp_path_factory.mktemp("sweep")
+    doc = {
+        "name": "replicas", "seed": 1, "duration": "5m", "slo": {"ttft_p99": "2s"},
+        "deployments": [{
+            "name": "chat", "model": "llama-v3p1-8b-instruct",
+            "shape": {"accelerator": "H100_80GB", "count": 1, "precision": "FP8"},
+            "autoscaler": {"policy": "static", "replicas": 1},
+            "traffic": {"arrivals": {"kind": "poisson", "rps": 2},
+                        "input_tokens": {"kind": "fixed", "value": 500},
+                        "output_tokens": {"kind": "fixed", "value": 100}},
+        }],
+        "sweep": {"deployments[0].autoscaler.replicas": [1, 2]},
+        "seeds": 2,
+    }
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = folder / "out"
+    report = run_sweep(load_sweep(path), out, executor=SerialExecutor(), tables=False)
+    assert not report.failed
+    return out, read_summary(out)

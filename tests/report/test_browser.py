@@ -102,6 +102,6 @@ def test_report_with_stages_allocation_and_pricing_renders(browser, tmp_path):
 
 
 def test_sweep_report_renders(browser, tmp_path):
-    path = write_sweep_report(sweep_table(), tmp_path, title="shapes", axes=["shape"],
-                              slo_s=2.0, scenario={"name": "shapes"})
+    path = write_sweep_report(sweep_table(), tmp_path, title="shapes", slo_s=2.0,
+                              scenario={"name": "shapes"})
     _look(browser, path, tmp_path / "sweep_report.png", plots=1)

@@ -16,6 +16,8 @@ from sim.report.html import (
     render_report,
     render_sweep_report,
     report_plots,
+    sweep_axes,
+    sweep_plots,
     write_report,
     write_sweep_report,
 )
@@ -25,13 +27,18 @@ IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">')
 
 
 def sweep_table() -> pd.DataFrame:
-    """Three shapes × two seeds, as a sweep's summary table has them."""
+    """Three shapes × two seeds, in the layout of sim.sweep's summary table, one run failed."""
     rows = []
     for shape, ttft, cost in (("minimal", 4.0, 1.5), ("throughput", 0.9, 1.8), ("fast", 0.3, 3.0)):
         for seed in (1, 2):
-            rows.append({"shape": shape, "seed": seed, "requests": 1000 + seed,
-                         "ttft_p99_s": ttft * (1 + 0.1 * seed), "slo_attainment": 0.99,
-                         "cost_usd": 100 * cost, "cost_per_million_tokens_usd": cost + seed / 10})
+            rows.append({"run_id": f"shape={shape}-0000", "seed": seed, "shape": shape,
+                         "status": "ok", "error": None, "wall_s": 1.0, "simulated_s": 600.0,
+                         "total.requests": 1000 + seed, "total.ttft_p99_s": ttft * (1 + 0.1 * seed),
+                         "total.slo_attainment": 0.99, "total.cost_usd": 100 * cost,
+                         "total.cost_per_million_tokens_usd": cost + seed / 10,
+                         "deployments.chat.cost_usd": 100 * cost})
+    rows.append({"run_id": "shape=fast-0000", "seed": 3, "shape": "fast", "status": "failed",
+                 "error": "InputError: boom"})
     return pd.DataFrame(rows)
 
 
@@ -132,25 +139,47 @@ def test_write_report_writes_the_plots_beside_it(tmp_path, real_result):
 
 def test_sweep_report_averages_seeds_per_combination(tmp_path):
     table = sweep_table()
-    path = write_sweep_report(table, tmp_path, title="shapes", axes=["shape"], slo_s=2.0,
+    assert sweep_axes(table) == ["shape"]
+    path = write_sweep_report(table, tmp_path, title="shapes", slo_s=2.0,
                               scenario={"name": "shapes", "sweep": {"shape": ["minimal"]}})
     page = path.read_text(encoding="utf-8")
     assert (tmp_path / "cost_vs_ttft.png").exists()
     assert len(IMG.findall(page)) == 1
-    assert "6 runs · 3 combinations of shape × 2 seeds" in page
+    assert "7 runs, 6 finished · 3 combinations of shape × 3 seeds" in page
     section = re.search(r'id="combinations">(.*?)</section>', page, re.S)
     assert section
     rows = re.findall(r"<tr><td>(\w+)</td><td>(\d+)</td>.*?</tr>", section.group(1))
     assert rows == [("minimal", "2"), ("throughput", "2"), ("fast", "2")]
-    mean_ttft = fmt.format_kpi("ttft_p99_s", table[table["shape"] == "fast"]["ttft_p99_s"].mean())
-    assert mean_ttft in section.group(1)
+    fast = table[(table["shape"] == "fast") & (table["status"] == "ok")]
+    assert fmt.format_kpi("ttft_p99_s", fast["total.ttft_p99_s"].mean()) in section.group(1)
+    failed = re.search(r'id="failed">(.*?)</section>', page, re.S)
+    assert failed and "InputError: boom" in failed.group(1)
+    assert "deployments.chat" not in page  # per-deployment columns stay in summary.csv
     assert "sweep:" in page
 
 
 def test_sweep_report_without_cost_columns_has_tables_only():
-    table = sweep_table().drop(columns="cost_per_million_tokens_usd")
-    page = render_sweep_report(table, axes=["shape"])
+    table = sweep_table().drop(columns="total.cost_per_million_tokens_usd")
+    page = render_sweep_report(table)
     assert not IMG.findall(page)
     assert 'id="runs"' in page
     with pytest.raises(ValueError, match="no column policy"):
         render_sweep_report(table, axes=["policy"])
+
+
+def test_sweep_report_of_a_real_sweep(real_sweep):
+    out, table = real_sweep
+    axis = "deployments[0].autoscaler.replicas"
+    assert sweep_axes(table) == [axis]
+    plots = sweep_plots(table)
+    assert len(plots) == 1
+    path = write_sweep_report(table, out, title="replicas", plots=plots)
+    assert (out / "cost_vs_ttft.png").exists()
+    page = path.read_text(encoding="utf-8")
+    section = re.search(r'id="combinations">(.*?)</section>', page, re.S)
+    assert section
+    assert re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", section.group(1)) == [
+        ("1", "2"), ("2", "2")]
+    # More replicas cost more per token at this light load.
+    means = table.groupby(axis)["total.cost_per_million_tokens_usd"].mean()
+    assert means[2] > means[1]
