@@ -144,7 +144,7 @@ def test_single_runs_and_suites(tmp_path):
         shutil.copytree(tmp_path / side, tmp_path / f"suite-{side}" / "tiny")
     assert compare(tmp_path / "suite-a", tmp_path / "suite-b").exit_code == 1
     (tmp_path / "suite-b" / "tiny").rename(tmp_path / "suite-b" / "other")
-    with pytest.raises(InputError, match="different scenarios .only in BASE: tiny"):
+    with pytest.raises(InputError, match=r"different scenarios \(only in BASE: tiny"):
         compare(tmp_path / "suite-a", tmp_path / "suite-b")
 
 
