@@ -43,6 +43,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--summary-only", action="store_true",
                    help="write each run's summary.json only, not its tables")
     s.add_argument("--force", action="store_true", help="re-run finished runs too")
+    s.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (and its plots) into the results directory")
     _executor_args(s)
     s.set_defaults(handler=sweep_command)
 
@@ -148,6 +150,16 @@ def _print_points(report: SweepReport, plan: SweepPlan) -> None:
     Console().print(table)
 
 
+def _write_report(report: SweepReport, plan: SweepPlan, file: str) -> None:
+    """``report.html`` of the sweep (``sim.report.html``), beside the summary table."""
+    from sim.report.html import write_sweep_report
+    from sim.scenario.loader import load_scenario, read_document
+
+    first = load_scenario(plan.runs[0].scenario, base_dir=plan.base_dir, check_files=False)
+    write_sweep_report(report.table, report.out, title=plan.name, axes=list(plan.axes),
+                       scenario=read_document(file), slo_s=first.spec.slo.ttft_p99)
+
+
 def sweep_command(args: argparse.Namespace) -> int:
     from sim.scenario.loader import parse_override
 
@@ -159,6 +171,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     report = _run(plan, out, executor, tables=not args.summary_only, force=args.force,
                   progress=progress)
     _print_points(report, plan)
+    if not args.no_report:
+        _write_report(report, plan, args.file)
     n = len(plan.runs)
     print(f"{n} run{'s' * (n != 1)} ({len(plan.points)} points × {len(plan.seeds)} seeds): "
           f"{len(report.ran)} ran, {len(report.skipped)} already finished, "

@@ -21,6 +21,7 @@ def test_sweep_command_writes_results_and_resumes(tmp_path, capsys):
     assert "[4/4]" in captured.err  # one line per run when not on a terminal
     table = pd.read_parquet(out / "summary.parquet")
     assert len(table) == 4 and set(table["status"]) == {"ok"}
+    assert "replicas" in (out / "report.html").read_text()  # the sweep's report
     assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 0
     captured = capsys.readouterr()
     assert "0 ran, 4 already finished" in captured.out
@@ -30,8 +31,9 @@ def test_sweep_command_writes_results_and_resumes(tmp_path, capsys):
 def test_sweep_summary_only_and_set(tmp_path, capsys):
     path = write_sweep(tmp_path / "sw.yaml", seeds=[5])
     out = tmp_path / "out"
-    assert main(["sweep", str(path), "--out", str(out), "--summary-only",
+    assert main(["sweep", str(path), "--out", str(out), "--summary-only", "--no-report",
                  "--set", "duration=2m", "--workers", "1"]) == 0
+    assert not (out / "report.html").exists()
     folder = out / "base" / "seed=5"
     assert [p.name for p in folder.iterdir()] == ["summary.json"]
     assert pd.read_parquet(out / "summary.parquet")["simulated_s"].iloc[0] >= 120

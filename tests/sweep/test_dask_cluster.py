@@ -27,10 +27,10 @@ START_TIMEOUT_S = 30.0
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):  # workers first, then the scheduler
+    """Workers first, then the scheduler: SIGTERM, and SIGKILL after 10 s."""
+    for proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in procs:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
