@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench" and args.sweep:
             from sim.sweep.bench import main as sweep_bench
 
-            return sweep_bench(runs=args.runs, workers=args.workers)
+            return sweep_bench(runs=args.runs, workers=args.workers, repeats=args.repeats)
         if args.command == "bench":
             from sim.bench import main as bench_main
 

@@ -91,7 +91,7 @@ def test_failed_runs_make_the_command_exit_1(tmp_path, capsys, monkeypatch):
 
 
 def test_bench_sweep_measures_equal_results(tmp_path):
-    res = sweep_speedup(runs=4, workers=2, dask=False, duration="5m")
+    res = sweep_speedup(runs=4, workers=2, dask=False, duration="5m", repeats=1)
     assert res["runs"] == 4
     labels = [r["executor"] for r in res["rows"]]
     assert labels == ["sequential (one process)", "local process pool"]
