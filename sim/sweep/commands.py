@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -137,7 +138,11 @@ def _print_points(report: SweepReport, plan: SweepPlan) -> None:
              ("total.failed", "failed", "{:,.0f}"),
              ("total.cost_usd", "cost (USD)", "{:,.2f}")]
     table = Table(title=f"{plan.name}: means over seeds")
-    table.add_column("run")
+    axes = list(plan.axes)
+    leaves = [re.split(r"[.\[\]]+", a.strip("]"))[-1] or a for a in axes]
+    headers = leaves if len(set(leaves)) == len(leaves) else axes
+    for header in headers or ["run"]:
+        table.add_column(header, overflow="fold")
     table.add_column("seeds", justify="right")
     for _, label, _ in shown:
         table.add_column(label, justify="right")
@@ -146,7 +151,9 @@ def _print_points(report: SweepReport, plan: SweepPlan) -> None:
         for col, _, fmt in shown:
             values = group[col].dropna() if col in group else pd.Series(dtype=float)
             cells.append(fmt.format(float(values.mean())) if len(values) else "—")
-        table.add_row(str(rid), str(len(group)), *cells)
+        first = group.iloc[0]
+        point = [str(first[a]) for a in axes] if axes else [str(rid)]
+        table.add_row(*point, str(len(group)), *cells)
     Console().print(table)
 
 
