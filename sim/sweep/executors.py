@@ -67,8 +67,12 @@ class LocalExecutor:
             raise InputError(f"--workers must be at least 1 (got {self.workers})")
 
     def _pool(self) -> ProcessPoolExecutor:
-        ctx: Any = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["sim.sweep._preload"])
+        ctx: Any
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["sim.sweep._preload"])
+        else:  # Windows: each worker imports capsim and loads the kernel itself
+            ctx = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
 
     def map(self, fn: Runner, tasks: Iterable[RunTask]) -> Iterator[tuple[RunTask, RunOutcome]]:
