@@ -1,0 +1,75 @@
+"""The notebooks in notebooks/: stored without outputs, and they run, stating conclusions
+that follow from their own results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _execute(path: Path, extra: str | None = None) -> nbformat.NotebookNode:
+    """Run a notebook in a fresh kernel from its own folder; ``extra`` is a last cell."""
+    nb = nbformat.read(path, as_version=4)
+    if extra is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(extra))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def _outputs(nb: nbformat.NotebookNode, mime: str) -> list[str]:
+    return [o["data"][mime] for c in nb.cells if c.cell_type == "code"
+            for o in c.outputs if mime in o.get("data", {})]
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS] == ["compare_shapes.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_without_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{path.name}: clear the outputs before committing "
+                "(jupyter nbconvert --clear-output --inplace notebooks/*.ipynb)"
+            )
+
+
+def test_compare_shapes_concludes_from_its_results():
+    facts_cell = (
+        "import json\n"
+        "print(json.dumps({'found': found, 'estimate': estimate, 'cost': {\n"
+        "    p: float(table[(table['preset'] == p) & (table['replicas'] == found[p])]\n"
+        "             ['USD per 1M tokens'].iloc[0]) for p in ok}}))"
+    )
+    nb = _execute(ROOT / "notebooks" / "compare_shapes.ipynb", extra=facts_cell)
+    facts = json.loads(nb.cells[-1].outputs[-1]["text"])
+    (conclusion,) = _outputs(nb, "text/markdown")
+    assert len(_outputs(nb, "image/png")) == 3  # shape comparison, timeline, TPOT CDFs
+    found, cost = facts["found"], facts["cost"]
+    assert set(found) == {"minimal", "throughput", "fast"}
+    assert all(n is None or n >= 1 for n in found.values())
+    if cost:
+        cheapest = min(cost, key=cost.__getitem__)
+        assert conclusion.startswith(
+            f"The cheapest shape that meets the SLO (p99 TTFT ≤ 2 s and p99 TPOT ≤ 100 ms) "
+            f"is **{cheapest}**")
+        assert f"with {found[cheapest]} replica" in conclusion
+        assert f"${cost[cheapest]:.2f} per 1M tokens" in conclusion
+    else:
+        assert conclusion.startswith("No shape meets the SLO")
+    for preset, n in found.items():
+        if n is None:
+            assert f"**{preset}** does not meet it" in conclusion
+        elif n != facts["estimate"][preset]:
+            assert f"For **{preset}**, the throughput model's estimate" in conclusion
