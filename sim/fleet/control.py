@@ -29,7 +29,7 @@ import numpy as np
 import simpy
 
 from sim.fleet.inventory import Inventory
-from sim.policies.registry import Observation, Policy
+from sim.policies.registry import LIVE_STAGES, Observation, Policy, WindowMetrics
 
 if TYPE_CHECKING:
     from sim.engine.core import Simulation
@@ -339,36 +339,48 @@ class ControlPlane:
         if dep.state == "CREATING" and (dep.desired == 0 or dep.count("ready") >= dep.desired):
             dep.state = "READY"
 
-    def observe(self, dep: DeploymentControl, window_s: float) -> Observation:
-        """What a controller sees now: metrics averaged over its last ``window_s``."""
+    def observe(
+        self, dep: DeploymentControl, window_s: float, windows: tuple[float, ...] = ()
+    ) -> Observation:
+        """What a controller sees now: metrics averaged over its last ``window_s``
+        (and over each of ``windows``), live replicas by stage, the time.
+
+        The request path integrates requests queued or in service exactly, so a
+        window average is a difference of two cumulative snapshots over their
+        time apart.  Snapshots are taken at the controller's ticks: a window
+        that is a whole number of sync periods is covered exactly, and equals
+        the mean of the 1 s buckets Knative averages.  Windows reaching before
+        t = 0 are clipped to the run.
+        """
         assert self.sim is not None
         sim = self.sim
         now = sim.env.now
         d = dep.index
         cur = sim.cumulative(d, now)
         dep.metrics.append(cur)
-        # oldest snapshot within the window (the window is clipped at t = 0)
-        start = cur
-        for snap in dep.metrics:
-            if snap[0] >= now - window_s - 1e-9:
-                start = snap
-                break
-        dep.metrics = [s for s in dep.metrics if s[0] >= now - window_s - 1e-9]
-        span = now - start[0]
-        rates = [(c - s) / span if span > 0 else 0.0 for c, s in zip(cur, start, strict=True)]
+        lengths = sorted({window_s, *windows})
+        dep.metrics = [s for s in dep.metrics if s[0] >= now - lengths[-1] - 1e-9]
+        averaged = {w: _window_average(dep.metrics, cur, w) for w in lengths}
+        main = averaged[window_s]
+        stages = dict.fromkeys(LIVE_STAGES, 0)
+        for life in dep.replicas:
+            if life.stage != "stopped":
+                stages[life.stage] += 1
         return Observation(
             t=now,
-            ready=dep.count("ready"),
-            starting=sum(dep.count(s) for s in STARTING),
+            ready=stages["ready"],
+            starting=sum(stages[s] for s in STARTING),
             desired=dep.desired,
             min_replicas=dep.plan.min_replicas,
             max_replicas=dep.plan.max_replicas,
-            requests_per_s=rates[1],
-            concurrent_requests=rates[2],
-            prompt_tokens_per_s=rates[3],
-            output_tokens_per_s=rates[4],
+            requests_per_s=main.requests_per_s,
+            concurrent_requests=main.concurrent_requests,
+            prompt_tokens_per_s=main.prompt_tokens_per_s,
+            output_tokens_per_s=main.output_tokens_per_s,
             capacity_per_replica=sim.capacity_per_replica(d),
             idle_s=now - sim.last_attempt(d),
+            stages=stages,
+            windows=averaged,
         )
 
     def _controller(self, dep: DeploymentControl) -> simpy.events.ProcessGenerator:
@@ -384,7 +396,7 @@ class ControlPlane:
             if plan.min_replicas == 0 and idle >= AUTO_DELETE_S and dep.state == "READY":
                 self._delete(dep)
                 continue
-            obs = self.observe(dep, policy.window_s)
+            obs = self.observe(dep, policy.window_s, tuple(policy.windows_s))
             want = _clamp(policy.decide(obs), plan.min_replicas, plan.max_replicas)
             if want != dep.desired:
                 dep.desired = want
@@ -418,6 +430,25 @@ class ControlPlane:
             self._touch_pending(dep)
             if dep.state == "DELETING" and all(r.stage == "stopped" for r in dep.replicas):
                 dep.state = "DELETED"
+
+
+def _window_average(
+    snapshots: list[tuple[float, float, float, float, float]],
+    cur: tuple[float, float, float, float, float],
+    window_s: float,
+) -> WindowMetrics:
+    """Averages between the oldest snapshot within ``window_s`` of ``cur`` and ``cur``."""
+    start = cur
+    for snap in snapshots:
+        if snap[0] >= cur[0] - window_s - 1e-9:
+            start = snap
+            break
+    span = cur[0] - start[0]
+    if span <= 0:
+        return WindowMetrics()
+    rates = [(c - s) / span for c, s in zip(cur, start, strict=True)]
+    return WindowMetrics(span_s=span, requests_per_s=rates[1], concurrent_requests=rates[2],
+                         prompt_tokens_per_s=rates[3], output_tokens_per_s=rates[4])
 
 
 def _clamp(value: int, low: int, high: int) -> int:

@@ -10,24 +10,35 @@ last changed; to zero after ``scale_to_zero_window`` without requests (only
 when ``min_replicas`` is 0).  Scaling from zero on the first request is the
 platform's (SPEC §2) and is not delayed by the windows.
 
+``scaling_schedules`` (API ``scalingSchedules``: at most 5, "the highest value
+wins") raise the minimum while they are active: each is a cron expression, a
+duration and a minimum, like Google Compute Engine's autoscaler schedules
+(``schedule``, ``duration_sec``, ``min_required_replicas``, ``time_zone``),
+whose shape the provider's field follows.  A raised minimum binds at once;
+when it drops, the usual scale-down rule applies.
+
 Not published by the provider, stated here as capsim's reading:
 
 * ``default`` load is the mean number of requests queued or in service
   divided by what one replica holds at once (its ``max_concurrency``, or
   fewer when its KV cache holds fewer requests of the observed sizes);
 * metrics are averaged over the last 60 s and the controller decides every
-  10 s (``sync_period``, ``metrics_window``; both may be set).
+  10 s (``sync_period``, ``metrics_window``; both may be set);
+* a schedule is active for ``duration`` from each firing of its cron
+  expression, on a wall clock reading ``start_time`` at t = 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sim.policies.registry import Observation, Policy, register
+from sim.policies.registry import Observation, Policy, clamp, register
+from sim.policies.schedule import DEFAULT_START, CronWindow, aware, check_cron, check_zone
 from sim.spec import Spec
 from sim.units import Duration
 
@@ -42,6 +53,26 @@ class LoadTargets(Spec):
     prompt_tokens_per_second: float | None = Field(None, gt=0, description="per replica")
     requests_per_second: float | None = Field(None, gt=0, description="per replica")
     concurrent_requests: float | None = Field(None, gt=0, description="per replica")
+
+
+class ScalingSchedule(Spec):
+    """A cron schedule that raises the minimum replica count while it is active."""
+
+    name: str = Field(min_length=1)
+    schedule: str = Field(description="cron: minute hour day-of-month month day-of-week")
+    duration: Duration = Field(gt=0, description="how long each firing lasts")
+    min_replicas: int = Field(ge=0, description="the minimum while active")
+    time_zone: str = Field("UTC", description="IANA time zone of the cron expression")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_zone(value)
 
 
 @register("fireworks")
@@ -59,6 +90,18 @@ class Fireworks(Policy):
         )
         sync_period: Duration = Field(10.0, validate_default=False, gt=0)
         metrics_window: Duration = Field(60.0, validate_default=False, gt=0)
+        scaling_schedules: list[ScalingSchedule] = Field(
+            default_factory=list, max_length=5,
+            description="at most 5; while active they raise the minimum, the highest wins",
+        )
+        start_time: datetime = Field(
+            DEFAULT_START, description="wall-clock time at t = 0, for the schedules"
+        )
+
+        @field_validator("start_time")
+        @classmethod
+        def _aware(cls, value: datetime) -> datetime:
+            return aware(value)
 
         @model_validator(mode="after")
         def _bounds(self) -> Fireworks.Params:
@@ -71,6 +114,9 @@ class Fireworks(Policy):
                 raise ValueError(
                     f"scale_to_zero_window must be at least 5m (got {self.scale_to_zero_window:g}s)"
                 )
+            names = [s.name for s in self.scaling_schedules]
+            if len(set(names)) != len(names):
+                raise ValueError("scaling_schedules need distinct names")
             return self
 
     def __init__(self, params: Spec):
@@ -82,9 +128,14 @@ class Fireworks(Policy):
         self.history: deque[tuple[float, int]] = deque()  # (t, raw desire)
         self.changed_at = 0.0
         self.current = 0
+        self.schedules = [
+            (CronWindow(s.schedule, s.duration, params.start_time, s.time_zone), s.min_replicas)
+            for s in params.scaling_schedules
+        ]
 
     def initial_replicas(self) -> int:
-        return self.p.initial_replicas if self.p.initial_replicas is not None else 0
+        start = self.p.initial_replicas if self.p.initial_replicas is not None else 0
+        return max(start, self.scheduled_minimum(0.0))
 
     def raw_desire(self, obs: Observation) -> int:
         """max over load targets of ceil(observed total / per-replica target)."""
@@ -105,6 +156,10 @@ class Fireworks(Policy):
             wants.append(math.ceil(obs.concurrent_requests / per_replica - 1e-9))
         return max(wants)
 
+    def scheduled_minimum(self, t: float) -> int:
+        """The highest minimum of the schedules active at ``t`` (0 when none is)."""
+        return max((low for window, low in self.schedules if window.active(t)), default=0)
+
     def scaled_from_zero(self, t: float) -> None:
         self.current = 1
         self.changed_at = t
@@ -114,13 +169,14 @@ class Fireworks(Policy):
         if self.current != obs.desired:
             self.current = obs.desired  # the platform changed it (scale from zero, start)
             self.changed_at = obs.t
-        raw = min(max(self.raw_desire(obs), obs.min_replicas), obs.max_replicas)
+        floor = clamp(max(obs.min_replicas, self.scheduled_minimum(obs.t)), 0, obs.max_replicas)
+        raw = clamp(self.raw_desire(obs), obs.min_replicas, obs.max_replicas)
         self.history.append((obs.t, raw))
         horizon = max(p.scale_up_window, p.scale_down_window)
         while self.history and self.history[0][0] < obs.t - horizon - 1e-9:
             self.history.popleft()
         target = obs.desired
-        if obs.min_replicas == 0 and obs.idle_s >= p.scale_to_zero_window:
+        if floor == 0 and obs.idle_s >= p.scale_to_zero_window:
             target = 0
         else:
             up = [w for t, w in self.history if t >= obs.t - p.scale_up_window - 1e-9]
@@ -131,6 +187,7 @@ class Fireworks(Policy):
             elif (max(down) < target and obs.t - self.changed_at >= p.scale_down_window
                   and self._covers(p.scale_down_window, obs.t)):
                 target = max(down)
+        target = clamp(max(target, floor), obs.min_replicas, obs.max_replicas)
         if target != self.current:
             self.current = target
             self.changed_at = obs.t
