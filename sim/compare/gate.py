@@ -1,11 +1,14 @@
-"""``capsim compare BASE NEW``: KPI deltas over seeds, and a regression verdict for CI.
+"""``capsim compare BASE NEW``: KPI changes over seeds, and a regression verdict for CI.
 
 For every grid point (run id) of every scenario, and every gated KPI of the
 ``total`` (and of each deployment when there are several):
 
-* the mean over seeds on each side and the difference ``Δ = mean(NEW) − mean(BASE)``;
-* a confidence interval of Δ — paired t when both sides ran the same seeds
-  (same seed, same traffic), Welch's t otherwise (see :mod:`sim.compare.stats`);
+* the mean over seeds on each side;
+* the change — the relative change of the geometric means for positive KPIs
+  with a relative tolerance (latencies and costs vary by factors), else the
+  difference of the means — with its confidence interval: paired t when both
+  sides ran the same seeds (same seed, same traffic), Welch's t otherwise
+  (see :mod:`sim.compare.stats`);
 * a verdict: **regression** when the KPI got worse by more than its
   tolerance *and* the interval lies entirely on the worse side of zero.
 
