@@ -357,6 +357,8 @@ class ControlPlane:
         now = sim.env.now
         d = dep.index
         cur = sim.cumulative(d, now)
+        if not dep.metrics and now > 0:
+            dep.metrics.append((0.0, 0.0, 0.0, 0.0, 0.0))  # the run starts with nothing
         dep.metrics.append(cur)
         lengths = sorted({window_s, *windows})
         dep.metrics = [s for s in dep.metrics if s[0] >= now - lengths[-1] - 1e-9]

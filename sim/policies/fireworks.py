@@ -3,7 +3,9 @@
 Sources: docs.fireworks.ai/deployments/autoscaling and the API spec (see
 ``reference/fireworks.md`` §1).  Per load target, ``desired_i = ceil(observed
 total_i / per-replica target_i)``; the desire is the maximum over targets.
-Scaling up happens once a higher desire has held for ``scale_up_window``
+The desire is at least one replica: only ``scale_to_zero_window`` takes a
+deployment to zero.  Scaling up happens once a higher desire has held for
+``scale_up_window``
 (the minimum desire over that window exceeds the current target); scaling
 down once a lower desire has held for ``scale_down_window`` since the target
 last changed; to zero after ``scale_to_zero_window`` without requests (only
@@ -79,17 +81,24 @@ class ScalingSchedule(Spec):
 class Fireworks(Policy):
     class Params(Spec):
         policy: Literal["fireworks"] = "fireworks"
-        load_targets: LoadTargets = Field(default_factory=LoadTargets)
-        scale_up_window: Duration = Field(30.0, validate_default=False, description="≤ 1h")
-        scale_down_window: Duration = Field(600.0, validate_default=False, description="≤ 1h")
+        load_targets: LoadTargets = Field(
+            default_factory=LoadTargets,
+            description="per-replica targets; the replicas asked for are the max over them")
+        scale_up_window: Duration = Field(
+            30.0, validate_default=False, description="a higher desire must hold this long; ≤ 1h")
+        scale_down_window: Duration = Field(
+            600.0, validate_default=False,
+            description="a lower desire must hold this long since the last change; ≤ 1h")
         scale_to_zero_window: Duration = Field(
             HOUR, validate_default=False, description="≥ 5m; applies when min_replicas is 0"
         )
         initial_replicas: int | None = Field(
             None, ge=0, description="replicas at t = 0 (default: min_replicas)"
         )
-        sync_period: Duration = Field(10.0, validate_default=False, gt=0)
-        metrics_window: Duration = Field(60.0, validate_default=False, gt=0)
+        sync_period: Duration = Field(10.0, validate_default=False, gt=0,
+                                      description="how often the controller decides (capsim's)")
+        metrics_window: Duration = Field(60.0, validate_default=False, gt=0,
+                                         description="metrics averaged over this (capsim's)")
         scaling_schedules: list[ScalingSchedule] = Field(
             default_factory=list, max_length=5,
             description="at most 5; while active they raise the minimum, the highest wins",
@@ -170,7 +179,8 @@ class Fireworks(Policy):
             self.current = obs.desired  # the platform changed it (scale from zero, start)
             self.changed_at = obs.t
         floor = clamp(max(obs.min_replicas, self.scheduled_minimum(obs.t)), 0, obs.max_replicas)
-        raw = clamp(self.raw_desire(obs), obs.min_replicas, obs.max_replicas)
+        # load alone never asks for zero: that is the scale-to-zero window's call
+        raw = clamp(self.raw_desire(obs), max(obs.min_replicas, 1), obs.max_replicas)
         self.history.append((obs.t, raw))
         horizon = max(p.scale_up_window, p.scale_down_window)
         while self.history and self.history[0][0] < obs.t - horizon - 1e-9:

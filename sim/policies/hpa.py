@@ -244,10 +244,15 @@ class Hpa(Policy):
             description="target average value per replica for each metric; the max over metrics",
         )
         tolerance: float = Field(0.1, ge=0, lt=1, description="no change within this ratio")
-        behavior: Behavior = Field(default_factory=Behavior)
-        sync_period: Duration = Field(15.0, validate_default=False, gt=0)
+        behavior: Behavior = Field(
+            default_factory=Behavior,
+            description="scale_up / scale_down: stabilization_window, select_policy "
+                        "(Max, Min, Disabled), policies [{type: Pods|Percent, value, period}]")
+        sync_period: Duration = Field(15.0, validate_default=False, gt=0,
+                                      description="--horizontal-pod-autoscaler-sync-period")
         metrics_window: Duration = Field(
-            30.0, validate_default=False, gt=0, description="averaging of each sample"
+            30.0, validate_default=False, gt=0,
+            description="each sample averages this (a 30 s scrape; capsim's)"
         )
         initial_replicas: int | None = Field(None, ge=0, description="default: 1")
 
@@ -297,4 +302,5 @@ class Hpa(Policy):
         return new
 
     def decide(self, obs: Observation) -> int:
-        return self.reconcile(obs, self.metric_replicas(obs))
+        new = self.reconcile(obs, self.metric_replicas(obs))
+        return clamp(new, obs.min_replicas, obs.max_replicas)

@@ -49,17 +49,24 @@ class Trigger(Spec):
 class Keda(Hpa):
     class Params(Spec):
         policy: Literal["keda"] = "keda"
-        triggers: list[Trigger] = Field(min_length=1, description="active if any is active")
-        polling_interval: Duration = Field(30.0, validate_default=False, gt=0)
+        triggers: list[Trigger] = Field(
+            min_length=1,
+            description="[{metric, threshold (per replica), activation_threshold (0)}]; "
+                        "active if any is active")
+        polling_interval: Duration = Field(30.0, validate_default=False, gt=0,
+                                           description="how often the operator checks triggers")
         cooldown_period: Duration = Field(
             300.0, validate_default=False, ge=0, description="inactivity before N → 0"
         )
-        initial_cooldown_period: Duration = Field(0.0, validate_default=False, ge=0)
+        initial_cooldown_period: Duration = Field(
+            0.0, validate_default=False, ge=0,
+            description="after creation, before a never-active target may go to zero")
         tolerance: float = Field(0.1, ge=0, lt=1, description="the HPA's")
         behavior: Behavior = Field(default_factory=Behavior, description="the HPA's")
         sync_period: Duration = Field(15.0, validate_default=False, gt=0,
                                       description="the HPA's")
-        metrics_window: Duration = Field(30.0, validate_default=False, gt=0)
+        metrics_window: Duration = Field(30.0, validate_default=False, gt=0,
+                                         description="trigger values average this (capsim's)")
         initial_replicas: int | None = Field(None, ge=0, description="default: min_replicas")
 
     def __init__(self, params: Spec):
@@ -108,10 +115,10 @@ class Keda(Hpa):
         values = self.values(obs)
         scaled = self.operator(obs, values)
         if scaled is not None:
-            return scaled
+            return clamp(scaled, obs.min_replicas, obs.max_replicas)
         live = obs.ready + obs.starting
         proposal = max(
             external_metric_replicas(v, trig.threshold, live, self.k.tolerance)
             for v, trig in zip(values, self.k.triggers, strict=True)
         )
-        return self.reconcile(obs, proposal)
+        return clamp(self.reconcile(obs, proposal), obs.min_replicas, obs.max_replicas)

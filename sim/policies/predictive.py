@@ -41,16 +41,25 @@ class Predictive(Policy):
         policy: Literal["predictive"] = "predictive"
         reactive: Any = Field(default_factory=lambda: parse_params({"policy": "fireworks"}),
                               description="an autoscaler mapping: {policy: fireworks, ...}")
-        metric: ForecastMetric = "concurrent_requests"
+        metric: ForecastMetric = Field(
+            "concurrent_requests",
+            description="the load forecast; a rate (requests, tokens) is offered load, "
+                        "concurrency also grows when capacity is short")
         target: float | None = Field(None, gt=0, description="per replica, in metric units")
         target_utilization: float = Field(0.8, gt=0, le=1,
                                           description="for concurrent_requests without target")
-        season: Duration = Field(86400.0, validate_default=False, gt=0)
+        season: Duration = Field(86400.0, validate_default=False, gt=0,
+                                 description="the forecast for t is the load at t − season")
         seasons: int = Field(1, ge=1, le=14, description="previous seasons averaged")
-        resolution: Duration = Field(3600.0, validate_default=False, gt=0)
+        resolution: Duration = Field(3600.0, validate_default=False, gt=0,
+                                     description="load recorded in buckets of this length")
         statistic: Literal["mean", "max"] = Field(
             "mean", description="a bucket's value: the mean load, or the peak of sync-period means")
-        lead: Duration = Field(300.0, validate_default=False, ge=0)
+        lead: Duration = Field(300.0, validate_default=False, ge=0,
+                               description="capacity for t + lead is set at t")
+        sync_period: Duration | None = Field(
+            None, validate_default=False, gt=0,
+            description="decide (both parts) this often; default: the reactive policy's")
 
         @field_validator("reactive", mode="before")
         @classmethod
@@ -78,7 +87,7 @@ class Predictive(Policy):
         super().__init__(params)
         self.p = params
         self.reactive = get_policy(params.reactive.policy)(params.reactive)
-        self.sync_period_s = self.reactive.sync_period_s
+        self.sync_period_s = params.sync_period or self.reactive.sync_period_s
         self.window_s = self.reactive.window_s
         self.windows_s = (*self.reactive.windows_s, self.sync_period_s)
         self.scales_from_zero = self.reactive.scales_from_zero

@@ -83,12 +83,15 @@ class RayServe(Policy):
     class Params(Spec):
         policy: Literal["ray_serve"] = "ray_serve"
         target_ongoing_requests: float = Field(2.0, gt=0, description="per replica")
-        look_back_period: Duration = Field(30.0, validate_default=False, gt=0)
-        smoothing_factor: float = Field(1.0, gt=0)
+        look_back_period: Duration = Field(30.0, validate_default=False, gt=0,
+                                           description="ongoing requests averaged over this")
+        smoothing_factor: float = Field(1.0, gt=0, description="the part of the gap moved")
         upscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
         downscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
-        upscale_delay: Duration = Field(30.0, validate_default=False, ge=0)
-        downscale_delay: Duration = Field(600.0, validate_default=False, ge=0)
+        upscale_delay: Duration = Field(30.0, validate_default=False, ge=0,
+                                        description="consecutive ticks wanting more")
+        downscale_delay: Duration = Field(600.0, validate_default=False, ge=0,
+                                          description="consecutive ticks wanting fewer")
         downscale_to_zero_delay: Duration | None = Field(
             None, validate_default=False, ge=0, description="1 → 0; default: downscale_delay")
         initial_replicas: int | None = Field(None, ge=0, description="default: min_replicas")

@@ -199,13 +199,6 @@ def _load_user_policy(ref: str) -> type[Policy]:
             f"{ref!r} is not a policy: subclass sim.policies.Policy or implement "
             "decide(observation) -> int"
         )
-    try:
-        inspect.signature(cls).bind(object())
-    except TypeError:
-        raise ValueError(f"{ref!r}: its constructor must take one argument, the "
-                         "validated params") from None
-    except ValueError:  # no signature available (a builtin): let the call decide
-        pass
     base = getattr(cls, "Params", PolicyParams)
     if not (inspect.isclass(base) and issubclass(base, BaseModel)):
         raise ValueError(f"{ref!r}: Params must be a pydantic model (subclass PolicyParams)")
@@ -219,6 +212,13 @@ def _load_user_policy(ref: str) -> type[Policy]:
     bases = (cls,) if issubclass(cls, Policy) else (cls, Policy)
     wrapped = type(cls.__name__, bases, {"Params": params, "name": ref,
                                          "__module__": cls.__module__})
+    try:
+        inspect.signature(wrapped).bind(object())
+    except TypeError:
+        raise ValueError(f"{ref!r}: its constructor must take one argument, the "
+                         "validated params") from None
+    except ValueError:  # no signature available (a builtin): let the call decide
+        pass
     return wrapped
 
 

@@ -69,11 +69,15 @@ class Window(Spec):
 class Scheduled(Policy):
     class Params(Spec):
         policy: Literal["scheduled"] = "scheduled"
-        schedules: list[Window] = Field(min_length=1)
+        schedules: list[Window] = Field(
+            min_length=1,
+            description="[{replicas, cron, duration, time_zone}] or "
+                        "[{replicas, start, end, every}]; the highest active count wins")
         default_replicas: int = Field(0, ge=0, description="outside every window")
         start_time: datetime = Field(
             DEFAULT_START, description="wall-clock time at t = 0, for cron windows")
-        sync_period: Duration = Field(60.0, validate_default=False, gt=0)
+        sync_period: Duration = Field(60.0, validate_default=False, gt=0,
+                                      description="how often the clock is read")
 
         @field_validator("start_time")
         @classmethod

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sim.policies.registry import Observation, Policy, register
+from sim.policies.registry import Observation, Policy, clamp, register
 from sim.spec import Spec
 
 
@@ -28,4 +28,4 @@ class Static(Policy):
         return self.replicas
 
     def decide(self, obs: Observation) -> int:
-        return self.replicas
+        return clamp(self.replicas, obs.min_replicas, obs.max_replicas)
