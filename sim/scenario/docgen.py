@@ -66,7 +66,6 @@ DESCRIPTIONS: dict[str, str] = {
     "SLOSpec.tpot_p99": "objective on time per output token",
     "SLOSpec.e2e_p99": "objective on end-to-end latency (including retries)",
     "ServerlessPrice.input": "USD per 1M input tokens",
-    "ServerlessPrice.cached_input": "USD per 1M cached input tokens",
     "ServerlessPrice.output": "USD per 1M output tokens",
     # shapes
     "ShapeSpec.accelerator": "accelerator type, e.g. `H100_80GB` (`capsim catalog "
@@ -144,13 +143,7 @@ DESCRIPTIONS: dict[str, str] = {
                             "file",
     "EmpiricalLength.column": "`input` or `output` (default: the field's own)",
     # autoscaler policies (each module's docstring explains its algorithm)
-    "Fireworks.Params.load_targets": "per-replica targets; desired replicas is the maximum over "
-                                     "them",
-    "Fireworks.Params.sync_period": "how often the autoscaler decides",
-    "Fireworks.Params.metrics_window": "metrics are averaged over this window",
     "ScalingSchedule.name": "unique name of the schedule",
-    "Hpa.Params.behavior": "scale-up and scale-down rules (HPA `behavior`)",
-    "Hpa.Params.sync_period": "controller sync period (`--horizontal-pod-autoscaler-sync-period`)",
     "Behavior.scale_up": "rules for scaling up",
     "Behavior.scale_down": "rules for scaling down",
     "ScaleUpRules.stabilization_window": "the lowest recommendation over this window is used",
@@ -166,48 +159,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ScalingPolicy.type": "`Pods`: a number of replicas; `Percent`: a share of the current "
                           "replicas",
     "ScalingPolicy.value": "replicas or percent per period",
-    "Keda.Params.polling_interval": "how often the operator checks its triggers",
-    "Keda.Params.initial_cooldown_period": "after creation, inactivity before scaling to zero",
-    "Keda.Params.metrics_window": "each trigger's value is averaged over this window",
-    "Kpa.Params.container_concurrency_target_default": "per-replica concurrency target when "
-                                                       "container concurrency is 0 (unlimited)",
-    "Kpa.Params.stable_window": "averaging window of the stable mode",
-    "Kpa.Params.panic_window_percentage": "panic window as a percentage of the stable window",
-    "Kpa.Params.panic_threshold_percentage": "enter panic mode when the panic-window demand "
-                                             "exceeds this percentage of current capacity",
-    "Kpa.Params.max_scale_up_rate": "at most this factor more replicas per decision",
-    "Kpa.Params.max_scale_down_rate": "at most this factor fewer replicas per decision",
-    "Kpa.Params.scale_to_zero_grace_period": "time the last replica is kept after the decision "
-                                             "to scale to zero",
-    "Kpa.Params.scale_to_zero_pod_retention_period": "minimum time the last replica stays after "
-                                                     "traffic stops",
-    "Kpa.Params.scale_down_delay": "scale down only to the highest desire over this window",
-    "Kpa.Params.enable_scale_to_zero": "whether the deployment may scale to zero",
-    "Kpa.Params.initial_scale": "replicas at creation",
-    "Kpa.Params.target_burst_capacity": "spare concurrency the activator keeps (-1: unlimited); "
-                                        "reported, not routed",
-    "Kpa.Params.tick_interval": "how often the autoscaler decides",
-    "Predictive.Params.metric": "the load forecast",
-    "Predictive.Params.season": "the forecast repeats the load of one season earlier",
-    "Predictive.Params.resolution": "length of a forecast bucket",
-    "Predictive.Params.lead": "capacity for a bucket is set this long before it starts",
-    "RayServe.Params.look_back_period": "ongoing requests are averaged over this window",
-    "RayServe.Params.smoothing_factor": "multiplies each scaling step (both directions)",
-    "RayServe.Params.upscale_delay": "a higher target must hold this long",
-    "RayServe.Params.downscale_delay": "a lower target must hold this long",
-    "Scheduled.Params.schedules": "windows; the highest count among active ones wins",
-    "Scheduled.Params.sync_period": "how often the clock is checked",
     "Window.replicas": "replicas while the window is active",
     "Window.end": "run time at which the window ends (with start)",
-    "TargetTracking.Params.scale_out_cooldown": "after a scale-out, its capacity counts as "
-                                                "desired for this long",
-    "TargetTracking.Params.scale_in_cooldown": "after a scale-in, scale-ins are blocked for "
-                                               "this long",
-    "TargetTracking.Params.disable_scale_in": "never scale in",
-    "TargetTracking.Params.scale_out_datapoints": "consecutive datapoints above target that "
-                                                  "trigger a scale-out",
-    "TargetTracking.Params.scale_in_datapoints": "consecutive datapoints below the scale-in "
-                                                 "threshold that trigger a scale-in",
 }
 
 _CONVENTIONS = """\
