@@ -1,6 +1,7 @@
 """The policy comparison of ``docs/policies.md``: every scenario of
 ``scenarios/policies/`` (one per policy, the same deployment and traffic) run
-once, summarised as one Markdown table.
+with seeds 1 … N (the same N seeds, hence the same requests, for every
+policy), summarised as one Markdown table of means over the seeds.
 
     python -m sim.policies.compare            # print the table
     python -m sim.policies.compare --write    # put it into docs/policies.md
@@ -23,8 +24,9 @@ END = "<!-- END policy comparison -->"
 #: table order: the baseline, the provider's default, then the replicas of other systems
 ORDER = ("static", "fireworks", "hpa", "keda", "kpa", "ray_serve", "target_tracking",
          "scheduled", "predictive")
-COLUMNS = ("policy", "p99 TTFT (s)", "SLO attainment", "503s", "GPU-hours", "cost (USD)",
-           "mean ready replicas", "max ready")
+SEEDS = 5
+COLUMNS = ("policy", "p99 TTFT (s)", "p99 TTFT range (s)", "SLO attainment", "503s",
+           "GPU-hours", "cost (USD)", "mean ready replicas", "max ready")
 
 
 def scenario_files(folder: Path = SCENARIOS) -> list[Path]:
@@ -34,31 +36,42 @@ def scenario_files(folder: Path = SCENARIOS) -> list[Path]:
     return known + [files[name] for name in sorted(files)]
 
 
-def row(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
-    """One table row: the run of ``path``, summarised."""
+def row(path: Path, seeds: Sequence[int], overrides: dict[str, Any] | None = None) -> list[str]:
+    """One table row: the runs of ``path`` with each seed, summarised (means; the
+    range of p99 TTFT; the highest replica count)."""
     import sim
 
-    res = sim.run(str(path), overrides=overrides)
-    total = res.summary["total"]
-    policy = res.summary["scenario"]["deployments"][0]["autoscaler"]["policy"]
+    totals = []
+    policy = ""
+    for seed in seeds:
+        res = sim.run(str(path), overrides={**(overrides or {}), "seed": seed})
+        totals.append(res.summary["total"])
+        policy = res.summary["scenario"]["deployments"][0]["autoscaler"]["policy"]
+
+    def mean(key: str) -> float:
+        return sum(float(t[key]) for t in totals) / len(totals)
+
+    ttft = [float(t["ttft_p99_s"]) for t in totals]
     return [
         f"`{policy}`",
-        f"{total['ttft_p99_s']:.2f}",
-        f"{total['slo_attainment']:.3f}",
-        f"{total['http_503']:,}",
-        f"{total['gpu_seconds'] / 3600:.2f}",
-        f"{total['cost_usd']:.2f}",
-        f"{total['mean_ready_replicas']:.2f}",
-        f"{total['max_ready_replicas']}",
+        f"{mean('ttft_p99_s'):.2f}",
+        f"{min(ttft):.2f}–{max(ttft):.2f}",
+        f"{mean('slo_attainment'):.3f}",
+        f"{mean('http_503'):,.0f}",
+        f"{mean('gpu_seconds') / 3600:.2f}",
+        f"{mean('cost_usd'):.2f}",
+        f"{mean('mean_ready_replicas'):.2f}",
+        f"{max(int(t['max_ready_replicas']) for t in totals)}",
     ]
 
 
-def table(files: Sequence[Path], overrides: dict[str, Any] | None = None) -> str:
+def table(files: Sequence[Path], seeds: Sequence[int] = tuple(range(1, SEEDS + 1)),
+          overrides: dict[str, Any] | None = None) -> str:
     """The comparison as a Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"]
     for path in files:
-        lines.append("| " + " | ".join(row(path, overrides)) + " |")
+        lines.append("| " + " | ".join(row(path, seeds, overrides)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -79,8 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"exit 1 if {DOC.name}'s table is not current")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
+    parser.add_argument("--seeds", type=int, default=SEEDS,
+                        help=f"seeds 1 … N per policy (the doc: {SEEDS})")
+    parser.add_argument("--duration", default=None, help="override every run's duration")
     args = parser.parse_args(argv)
-    body = table(scenario_files(args.scenarios))
+    if (args.seeds != SEEDS or args.duration) and (args.write or args.check):
+        parser.error("--seeds and --duration are for exploring; the doc's table uses the "
+                     "defaults")
+    overrides = {"duration": args.duration} if args.duration else None
+    body = table(scenario_files(args.scenarios), range(1, args.seeds + 1), overrides)
     if not (args.write or args.check):
         sys.stdout.write(body)
         return 0
