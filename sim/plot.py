@@ -10,8 +10,8 @@ absent, without an error: the replica stages of the timeline
 (``pending_replicas``, ``scheduling_replicas``, ``downloading_replicas``,
 ``initializing_replicas``, ``draining_replicas``), the long allocation table
 ``Result.allocation`` (``t_end, datacenter, accelerator, holder, gpus``;
-``holder`` is a deployment, or ``background`` for other tenants) and a ``pricing`` column of
-the billing lines (``on_demand``, ``reserved``, …).
+``holder`` is a deployment, or ``background`` for other tenants) and the ``kind`` of
+each billing line (``on_demand``, or ``reserved`` for a reservation).
 """
 
 from __future__ import annotations
@@ -407,9 +407,10 @@ def cost_breakdown(
     """Where the money goes: cost by deployment, datacenter and accelerator type.
 
     One result: one bar per deployment (datacenter, accelerator), split by
-    ``pricing`` when the billing lines have that column (on-demand, reserved,
-    …); beside each deployment, a hatched bar prices the same ok tokens at the
-    serverless per-token rate (``serverless_cost_usd``) when the model has one.
+    the billing lines' ``kind``: on-demand GPU time, and reservations, which
+    belong to no deployment or datacenter and get a bar of their own.  Beside
+    each deployment a hatched bar prices the same requests at the serverless
+    per-token rate (``serverless_cost_usd``) when the model has one.
     Several results: one bar per result, split by deployment (datacenter,
     accelerator), with the serverless price of the same tokens as a diamond.
     """
@@ -456,9 +457,17 @@ def _bar_rows(runs: Sequence[Result], dims: Sequence[str]) -> int:
 
 
 def _pricing(bill: pd.DataFrame) -> pd.Series:
-    if "pricing" in bill.columns:
-        return bill["pricing"].astype(str)
+    """Each line's kind of pricing (``on_demand`` where the table does not say)."""
+    if "kind" in bill.columns:
+        return bill["kind"].astype(str)
     return pd.Series("on_demand", index=bill.index)
+
+
+def _category(bill: pd.DataFrame, dim: str) -> pd.Series:
+    """``dim`` of each line as text; a line without one (a reservation) is named by its kind."""
+    values = bill[dim].astype("string").fillna("")
+    names = _pricing(bill).map(lambda k: "(reservation)" if k == "reserved" else f"({k})")
+    return values.where(values != "", names).astype(str)
 
 
 def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
@@ -468,7 +477,7 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
         ax.set_yticks([])
         return
     table = (
-        bill.assign(_pricing=_pricing(bill), _cat=bill[dim].astype(str))
+        bill.assign(_pricing=_pricing(bill), _cat=_category(bill, dim))
         .pivot_table(index="_cat", columns="_pricing", values="cost_usd", aggfunc="sum",
                      fill_value=0.0, observed=True)
     )
@@ -495,13 +504,13 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
         ax.text(value, yi + offset, f" {_usd(value)}{share}", va="center", fontsize="small")
     if serverless:
         values = np.array([serverless.get(c, np.nan) for c in table.index])
-        ax.barh(y - offset, np.nan_to_num(values), height=height, color="white",
+        priced = ~np.isnan(values)
+        ax.barh(y[priced] - offset, values[priced], height=height, color="white",
                 edgecolor=_PRICING_COLOURS["serverless"], hatch="///",
                 label="serverless price of the same tokens")
-        for yi, value in zip(y, values, strict=True):
-            if not np.isnan(value):
-                ax.text(value, yi - offset, f" {_usd(value)}", va="center", fontsize="small",
-                        color=_PRICING_COLOURS["serverless"])
+        for yi, value in zip(y[priced], values[priced], strict=True):
+            ax.text(value, yi - offset, f" {_usd(value)}", va="center", fontsize="small",
+                    color=_PRICING_COLOURS["serverless"])
     ax.set_yticks(y, [str(c) for c in table.index])
 
 
@@ -509,7 +518,7 @@ def _cost_by_run(ax: Axes, runs: Sequence[Result], names: Sequence[str], dim: st
     frames = []
     for label, res in zip(names, runs, strict=True):
         if dim in res.billing.columns and not res.billing.empty:
-            frames.append(pd.DataFrame({"run": label, "cat": res.billing[dim].astype(str),
+            frames.append(pd.DataFrame({"run": label, "cat": _category(res.billing, dim),
                                         "cost": res.billing["cost_usd"].to_numpy(float)}))
     y = np.arange(len(runs), dtype=float)
     ax.set_yticks(y, list(names))

@@ -31,13 +31,16 @@ KPI_DISPLAY: dict[str, tuple[str, str]] = {
     "e2e_p99_s": ("end-to-end p99", "seconds"),
     "slo_attainment": ("SLO attainment", "fraction"),
     "gpu_seconds": ("GPU time", "gpu_hours"),
-    "cost_usd": ("cost (on-demand GPUs)", "usd"),
+    "cost_usd": ("cost of GPUs", "usd"),
+    "on_demand_cost_usd": ("of which on-demand", "usd"),
+    "reserved_cost_usd": ("of which reserved", "usd"),
     "serverless_cost_usd": ("serverless price of the same tokens", "usd"),
     "cost_per_million_tokens_usd": ("cost per 1M tokens", "usd"),
     "cold_starts": ("cold starts", "count"),
     "mean_ready_replicas": ("ready replicas, mean", "replicas"),
     "max_ready_replicas": ("ready replicas, max", "count"),
     "pending_replica_seconds": ("replica time pending for GPUs", "seconds"),
+    "replica_crashes": ("replica crashes", "count"),
     "utilization": ("utilization (busy / ready replica time)", "fraction"),
 }
 
@@ -48,8 +51,9 @@ KPI_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s",
       "e2e_p99_s", "slo_attainment")),
     ("Capacity", ("mean_ready_replicas", "max_ready_replicas", "cold_starts",
-                  "pending_replica_seconds", "utilization")),
-    ("Cost", ("gpu_seconds", "cost_usd", "serverless_cost_usd", "cost_per_million_tokens_usd")),
+                  "pending_replica_seconds", "replica_crashes", "utilization")),
+    ("Cost", ("gpu_seconds", "cost_usd", "on_demand_cost_usd", "reserved_cost_usd",
+              "serverless_cost_usd", "cost_per_million_tokens_usd")),
 )
 
 

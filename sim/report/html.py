@@ -141,9 +141,13 @@ def _cards(summary: Mapping[str, Any]) -> str:
 def _billing_table(billing: pd.DataFrame) -> str:
     if billing.empty:
         return "<p>No billed GPU time.</p>"
-    keys = [c for c in ("deployment", "datacenter", "accelerator", "pricing")
+    keys = [c for c in ("kind", "deployment", "datacenter", "accelerator")
             if c in billing.columns]
-    bill = billing.assign(gpu_seconds=billing["gpus"] * billing["seconds"])
+    bill = billing.copy()
+    if "gpu_seconds" not in bill.columns:
+        bill["gpu_seconds"] = bill["gpus"] * bill["seconds"]
+    for key in keys:
+        bill[key] = bill[key].astype("string").fillna("").replace("", "—")
     grouped = (bill.groupby(keys, observed=True, sort=True)
                .agg(lines=("cost_usd", "size"), gpu_seconds=("gpu_seconds", "sum"),
                     usd_per_gpu_hour=("usd_per_gpu_hour", "mean"), cost_usd=("cost_usd", "sum"))

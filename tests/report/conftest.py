@@ -70,6 +70,7 @@ def _requests(deployments: list[str], per: int, seed: int) -> pd.DataFrame:
 
 
 def _billing(deployments: list[str], pricing: bool) -> pd.DataFrame:
+    """Replica lines (and, with ``pricing``, their kind and one reservation line)."""
     rows = []
     for d, name in enumerate(deployments):
         for r in range(2 + d):
@@ -81,8 +82,12 @@ def _billing(deployments: list[str], pricing: bool) -> pd.DataFrame:
                    "start_s": 60.0 * r, "end_s": 60.0 * r + seconds, "seconds": seconds,
                    "usd_per_gpu_hour": rate, "cost_usd": seconds * 4 * rate / 3600}
             if pricing:
-                row["pricing"] = "reserved" if r == 0 else "on_demand"
+                row["kind"] = "on_demand"
             rows.append(row)
+    if pricing:  # a reservation of 8 H100s for the 10 minutes, as sim.billing bills it
+        rows.append({"kind": "reserved", "deployment": "(reservation)", "datacenter": "",
+                     "accelerator": "H100_80GB", "gpus": 8, "start_s": 0.0, "end_s": 600.0,
+                     "seconds": 600.0, "usd_per_gpu_hour": 5.0, "cost_usd": 600 * 8 * 5 / 3600})
     return pd.DataFrame(rows)
 
 
@@ -105,8 +110,8 @@ def handmade(*, deployments: tuple[str, ...] = ("chat", "code"), later_columns: 
     """A result with every table filled by hand.
 
     ``later_columns`` adds replica stages, the allocation table (with other
-    tenants) and a ``pricing`` column in billing; without it the tables have
-    only the columns every run has.
+    tenants) and billing lines of two kinds (on-demand, and a reservation); without
+    it the tables have only the columns every run has.
     """
     deps = list(deployments)
     requests = _requests(deps, 200, seed)

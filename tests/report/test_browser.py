@@ -95,7 +95,7 @@ def test_capsim_run_report_renders(browser, tmp_path):
     assert rows >= 23  # every KPI and its group headings
 
 
-def test_report_with_stages_allocation_and_pricing_renders(browser, tmp_path):
+def test_report_with_stages_allocation_and_reservation_renders(browser, tmp_path):
     res = handmade()
     path = write_report(res, tmp_path)
     _look(browser, path, tmp_path / "handmade_report.png", plots=len(report_plots(res)))

@@ -172,7 +172,7 @@ def _bar_total(ax) -> float:
     return sum(p.get_width() for p in ax.patches if p.get_facecolor()[:3] != (1.0, 1.0, 1.0))
 
 
-def test_cost_breakdown_splits_by_pricing_and_prices_serverless():
+def test_cost_breakdown_splits_by_kind_and_prices_serverless():
     res = handmade()
     fig = plot.cost_breakdown(res)
     assert [ax.get_title() for ax in fig.axes] == ["by deployment", "by datacenter",
@@ -183,12 +183,15 @@ def test_cost_breakdown_splits_by_pricing_and_prices_serverless():
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["on-demand GPU time", "reserved GPU time",
                       "serverless price of the same tokens"]
+    # The reservation belongs to no deployment and no datacenter: it is a bar of its own.
+    assert "(reservation)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "(reservation)" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
     hatched = sorted(p.get_width() for p in fig.axes[0].patches if p.get_hatch())
     assert hatched == [3.0, 4.0]  # the per-deployment serverless_cost_usd
     assert fig.get_suptitle() == f"handmade: cost breakdown (total ${total:,.2f})"
 
 
-def test_cost_breakdown_without_pricing_column_is_all_on_demand(real_result):
+def test_cost_breakdown_of_a_real_run(real_result):
     fig = plot.cost_breakdown(real_result)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[0] == "on-demand GPU time"
@@ -202,7 +205,8 @@ def test_cost_breakdown_of_several_runs_stacks_categories_per_run():
     fig = plot.cost_breakdown([a, b])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
-    assert set(_legend(ax)) == {"chat", "code", "serverless price of the same tokens"}
+    assert set(_legend(ax)) == {"chat", "code", "(reservation)",
+                                "serverless price of the same tokens"}
     widths: dict[float, float] = {}
     for p in ax.patches:
         widths[round(p.get_y(), 6)] = widths.get(round(p.get_y(), 6), 0.0) + p.get_width()
