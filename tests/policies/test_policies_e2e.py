@@ -80,3 +80,42 @@ def test_scheduled_follows_the_clock_not_the_load():
 def test_static_keeps_its_replicas():
     res = sim.run(spike_scenario({"policy": "static", "replicas": 2}))
     assert set(res.timeline["ready_replicas"]) == {2}
+
+
+TO_ZERO = {
+    "fireworks": {"policy": "fireworks", "scale_to_zero_window": "5m"},
+    "keda": {"policy": "keda", "triggers": [{"metric": "requests_per_second", "threshold": 2}]},
+    "kpa": {"policy": "kpa"},
+    "ray_serve": {"policy": "ray_serve", "downscale_delay": "5m"},
+    "target_tracking": {"policy": "target_tracking"},
+    "predictive": {"policy": "predictive",
+                   "reactive": {"policy": "fireworks", "scale_to_zero_window": "5m"}},
+}
+
+
+def two_visits(autoscaler: dict[str, Any]) -> dict[str, Any]:
+    """Traffic for 5 minutes, 35 minutes of nothing, traffic again."""
+    doc = spike_scenario(autoscaler, duration="60m", min_replicas=0)
+    doc["deployments"][0]["traffic"]["arrivals"] = {
+        "kind": "spikes", "base_rps": 0,
+        "spikes": [{"at": "0s", "duration": "5m", "rps": 5},
+                   {"at": "40m", "duration": "5m", "rps": 5}]}
+    return doc
+
+
+@pytest.mark.parametrize("name", sorted(TO_ZERO))
+def test_goes_to_zero_when_idle_and_comes_back(name: str):
+    res = sim.run(two_visits(TO_ZERO[name]))
+    tl = res.timeline
+    minutes = tl["t_end"] / MINUTE
+    assert tl.loc[(minutes > 2) & (minutes <= 5), "ready_replicas"].min() >= 1
+    assert tl.loc[(minutes > 30) & (minutes <= 40), "ready_replicas"].max() == 0
+    assert tl.loc[minutes > 44, "ready_replicas"].max() >= 1  # back for the second visit
+    late = res.requests[res.requests["arrival_s"] >= 40 * MINUTE]
+    assert (late["attempts"] > 1).any()  # the first of them met no replica: 503, retry
+    assert (late["status"] == "ok").mean() > 0.9  # clients retried through the cold start
+
+
+def test_hpa_never_goes_below_one_replica():
+    res = sim.run(two_visits({"policy": "hpa"}))
+    assert res.timeline["ready_replicas"].min() == 1
