@@ -30,7 +30,8 @@ def _outputs(nb: nbformat.NotebookNode, mime: str) -> list[str]:
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["compare_shapes.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == ["autoscaler_tuning.ipynb", "compare_shapes.ipynb",
+                                           "serverless_vs_ondemand.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -73,3 +74,55 @@ def test_compare_shapes_concludes_from_its_results():
             assert f"**{preset}** does not meet it" in conclusion
         elif n != facts["estimate"][preset]:
             assert f"For **{preset}**, the throughput model's estimate" in conclusion
+
+
+def test_serverless_vs_ondemand_concludes_from_its_results():
+    facts_cell = (
+        "import json\n"
+        "print(json.dumps({name: {'rps': b.rps, 'failed': failed(b)} "
+        "for name, b in found.items()}))"
+    )
+    nb = _execute(ROOT / "notebooks" / "serverless_vs_ondemand.ipynb", extra=facts_cell)
+    facts = json.loads(nb.cells[-1].outputs[-1]["text"])
+    (conclusion,) = _outputs(nb, "text/markdown")
+    assert len(_outputs(nb, "image/png")) == 1
+    assert list(facts) == ["steady, scale to zero", "bursty, scale to zero", "bursty, always on"]
+    for name, fact in facts.items():
+        if fact["rps"] is None:
+            assert f"**{name}**: dedicated GPUs are cheaper than serverless at" in conclusion
+        else:
+            assert (f"**{name}**: dedicated GPUs cost less per token than serverless above "
+                    f"**{fact['rps']:.3g} req/s**") in conclusion
+        assert f"{fact['failed']:.1%} of requests failed" in conclusion
+    steady, bursty = facts["steady, scale to zero"]["rps"], facts["bursty, scale to zero"]["rps"]
+    if steady is not None and bursty is not None:
+        assert f"Bursts move the break-even by {bursty / steady:.2g}×" in conclusion
+
+
+def test_autoscaler_tuning_concludes_from_its_results():
+    facts_cell = (
+        "import json\n"
+        "print(json.dumps({'policies': policies.to_dict('records'), "
+        "'tuning': tuning.to_dict('records'), 'slo': TTFT_SLO}))"
+    )
+    nb = _execute(ROOT / "notebooks" / "autoscaler_tuning.ipynb", extra=facts_cell)
+    facts = json.loads(nb.cells[-1].outputs[-1]["text"])
+    (conclusion,) = _outputs(nb, "text/markdown")
+    assert len(_outputs(nb, "image/png")) == 3  # frontier, TTFT CDFs, timeline
+    policies = facts["policies"]
+    assert {p["policy"] for p in policies} == {
+        "fireworks", "hpa", "keda", "kpa", "predictive", "ray_serve", "scheduled", "static",
+        "target_tracking"}
+    meeting = [p for p in policies if p["p99 TTFT (s)"] <= facts["slo"]]
+    if meeting:
+        best = min(meeting, key=lambda p: p["cost (USD)"])
+        assert (f"The cheapest policy that meets p99 TTFT ≤ {facts['slo']:g} s is "
+                f"**{best['policy']}**: ${best['cost (USD)']:,.2f}") in conclusion
+    else:
+        assert conclusion.startswith("No policy meets")
+    fits = [t for t in facts["tuning"] if t["p99 TTFT (s)"] <= facts["slo"]]
+    if fits:
+        pick = min(fits, key=lambda t: t["cost (USD)"])
+        assert f"is **{pick['target']}** per replica (${pick['cost (USD)']:,.2f}" in conclusion
+    else:
+        assert "No `concurrent_requests` target" in conclusion
