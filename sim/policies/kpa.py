@@ -229,6 +229,4 @@ class Kpa(Policy):
         want = clamp(want, low, obs.max_replicas)
         scale, apply = self.handle_scale_to_zero(obs.t, want)
         self.update_status(obs.t, scale, obs.ready, min_ready)
-        if not apply:
-            return obs.desired
-        return clamp(scale, obs.min_replicas, obs.max_replicas)
+        return clamp(scale if apply else obs.desired, obs.min_replicas, obs.max_replicas)

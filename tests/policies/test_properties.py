@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.policies import Policy
@@ -72,9 +72,14 @@ def play(policy: Policy, low: int, high: int, steps: list[dict[str, Any]]) -> li
     return out
 
 
+QUIET = {"ticks": 1, "ready": 0, "starting": 0, "concurrent": 0.0, "rps": 0.0, "idle": 0.0}
+
+
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 @settings(max_examples=40, deadline=None)
 @given(case=scenarios())
+@example(case=(0, 0, [{**QUIET, "platform": 1}]))  # the platform's target above max
+@example(case=(1, 1, [{**QUIET, "platform": 0}]))  # … below min
 def test_decisions_stay_within_min_and_max(key: str, case):
     low, high, steps = case
     assert all(low <= d <= high for d in play(build(key), low, high, steps))
