@@ -19,7 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from sim.sweep.executors import Executor, SerialExecutor, default_workers, make_executor
+from sim.sweep.executors import (
+    Executor,
+    LocalExecutor,
+    SerialExecutor,
+    default_workers,
+    make_executor,
+)
 from sim.sweep.plan import SweepPlan, load_sweep
 from sim.sweep.runner import run_sweep
 
@@ -52,6 +58,31 @@ def bench_plan(runs: int, duration: str = "2h") -> SweepPlan:
     return load_sweep(doc)
 
 
+def _burn(n: int) -> float:
+    """A pure-Python busy loop; returns its own wall time."""
+    t0 = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i * i
+    return time.perf_counter() - t0 + 0.0 * acc
+
+
+def parallel_capacity(workers: int, n: int = 3_000_000) -> float:
+    """How many cores this process can have right now: ``workers`` busy loops one after
+    the other against the same loops on ``workers`` processes at once (≈ ``workers`` on
+    an idle machine, less when other programs are busy).  Process start-up is excluded."""
+    t0 = time.perf_counter()
+    for _ in range(workers):
+        _burn(n)
+    sequential = time.perf_counter() - t0
+    with LocalExecutor(workers)._pool() as pool:  # the sweep pool's own kind of workers
+        list(pool.map(_burn, [1] * workers))  # start the processes
+        t0 = time.perf_counter()
+        list(pool.map(_burn, [n] * workers))
+        parallel = time.perf_counter() - t0
+    return sequential / parallel
+
+
 def _timed(plan: SweepPlan, executor: Executor, out: Path) -> tuple[float, pd.DataFrame]:
     t0 = time.perf_counter()
     report = run_sweep(plan, out, executor=executor, force=True)
@@ -79,6 +110,7 @@ def sweep_speedup(runs: int = 16, workers: int | None = None, dask: bool = True,
     plan = bench_plan(runs, duration)
     workers = workers or default_workers()
     execute(tasks_for(plan, plan.runs[:1])[0])  # warm-up: compile or load the kernel
+    capacity_before = parallel_capacity(workers)
     kinds: list[tuple[str, str, int]] = [("serial", "sequential (one process)", 1),
                                          ("local", "local process pool", workers)]
     if dask:
@@ -96,6 +128,7 @@ def sweep_speedup(runs: int = 16, workers: int | None = None, dask: bool = True,
                 pd.testing.assert_frame_equal(_comparable(table), _comparable(reference))
                 walls[kind].append(wall)
     assert reference is not None
+    capacity = min(capacity_before, parallel_capacity(workers))
     serial_best = min(walls["serial"])
     rows = []
     for kind, label, n in kinds:
@@ -110,6 +143,7 @@ def sweep_speedup(runs: int = 16, workers: int | None = None, dask: bool = True,
         "machine": f"{platform.processor() or platform.machine()}, "
                    f"Python {platform.python_version()}",
         "rows": rows,
+        "capacity": capacity,
     }
 
 
@@ -133,4 +167,8 @@ def main(runs: int = 16, workers: int | None = None, dask: bool = True,
     console.print(f"sweep speed-up of the local pool over a sequential run: "
                   f"[bold]{local['speedup']:.2f}×[/bold] on {local['workers']} workers "
                   "(identical results)")
+    console.print(f"parallel capacity of this machine during the bench: "
+                  f"{res['capacity']:.2f}× of {local['workers']} (a busy loop on "
+                  f"{local['workers']} processes against one; lower means other programs "
+                  "were using the cores)")
     return 0

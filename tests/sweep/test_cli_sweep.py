@@ -96,3 +96,4 @@ def test_bench_sweep_measures_equal_results(tmp_path):
     labels = [r["executor"] for r in res["rows"]]
     assert labels == ["sequential (one process)", "local process pool"]
     assert all(r["wall_s"] > 0 and r["speedup"] > 0 for r in res["rows"])
+    assert 0 < res["capacity"] < 2.5
