@@ -756,9 +756,6 @@ def shape_comparison(
                     yerr=[y - stats[(_Y, "min")], stats[(_Y, "max")] - y], fmt="none",
                     ecolor="#555555", elinewidth=1, capsize=3, zorder=2)
     ax.scatter(x, y, s=90, c=colours, edgecolors="black", zorder=3)
-    for xi, yi, name in zip(x, y, stats.index, strict=True):
-        ax.annotate(str(name), (xi, yi), xytext=(7, 6), textcoords="offset points",
-                    fontsize="medium")
     front = _frontier(x, y)
     if len(front) > 1:
         ax.plot(x[front], y[front], color="#555555", linestyle="-", linewidth=1, zorder=1,
@@ -775,6 +772,7 @@ def shape_comparison(
         pad = (hi - lo) * 0.15 or hi * 0.2 or 1.0
         ax.set_xlim(max(lo - pad, 0.0), hi + pad)
     ax.set_ylim(0, float(y.max()) * 1.25 or 1.0)
+    _place_labels(fig, ax, x, y, [str(n) for n in stats.index])
     ax.set_xlabel("p99 time to first token (s)" + (", log scale" if ax.get_xscale() == "log"
                                                   else ""))
     ax.set_ylabel("cost per 1M tokens (USD)")
@@ -782,6 +780,54 @@ def shape_comparison(
     ax.grid(alpha=0.3, which="both")
     _legend(ax, loc="upper right")
     return fig
+
+
+# Where a point's label may go, in points from the point: right, then around it.
+_LABEL_OFFSETS = ((7, 5), (7, -15), (-7, 5), (-7, -15), (7, 19), (7, -29), (-7, 19), (-7, -29))
+
+
+def _place_labels(fig: Figure, ax: Axes, x: np.ndarray, y: np.ndarray,
+                  names: Sequence[str]) -> None:
+    """Label each point at the offset where its label overlaps the fewest labels and points.
+
+    Boxes are estimated in points (a character ≈ 0.6 em), from the axes' limits and
+    their position before the layout engine's last adjustment.
+    """
+    size = float(ax.xaxis.label.get_fontsize()) or 10.0
+    to_points = ax.transData + fig.dpi_scale_trans.inverted()
+    centres = to_points.transform(np.column_stack([x, y])) * 72.0
+    placed: list[tuple[float, float, float, float]] = []
+    frame = ax.get_position()  # figure fraction (before the layout engine's final touch)
+    width_pt, height_pt = fig.get_size_inches() * 72.0
+    inside = np.array([frame.x0 * width_pt, frame.y0 * height_pt, frame.x1 * width_pt,
+                       frame.y1 * height_pt])
+
+    def clashes(box: tuple[float, float, float, float]) -> int:
+        """A penalty: 3 per label and 1 per point the box overlaps, 10 outside the axes."""
+        x0, y0, x1, y1 = box
+        count = 10 if (x0 < inside[0] or y0 < inside[1] or x1 > inside[2]
+                       or y1 > inside[3]) else 0
+        count += 3 * sum(x0 < a1 and a0 < x1 and y0 < b1 and b0 < y1
+                         for a0, b0, a1, b1 in placed)  # text on text is unreadable
+        count += sum(x0 - 5 < cx < x1 + 5 and y0 - 5 < cy < y1 + 5 for cx, cy in centres)
+        return int(count)
+
+    def box_at(cx: float, cy: float, dx: float, dy: float,
+               width: float, height: float) -> tuple[float, float, float, float]:
+        left = cx + dx if dx > 0 else cx + dx - width
+        return (left, cy + dy, left + width, cy + dy + height)
+
+    for i in np.argsort(-centres[:, 1]):
+        cx, cy = centres[i]
+        width, height = 0.6 * size * len(names[i]), 1.2 * size
+        dx, dy = min(_LABEL_OFFSETS,
+                     key=lambda o: clashes(box_at(cx, cy, o[0], o[1], width, height)))
+        placed.append(box_at(cx, cy, dx, dy, width, height))
+        far = abs(dy) > 15  # a label moved away from its point gets a leader line
+        ax.annotate(names[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
+                    ha="left" if dx > 0 else "right", va="bottom", fontsize="medium",
+                    arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6,
+                                "shrinkA": 0, "shrinkB": 5} if far else None)
 
 
 def _frontier(x: np.ndarray, y: np.ndarray) -> np.ndarray:

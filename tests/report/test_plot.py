@@ -263,7 +263,8 @@ def test_shape_comparison_of_results_puts_one_point_per_run():
     ax = fig.axes[0]
     points = ax.collections[-1].get_offsets()
     np.testing.assert_allclose(points, [[0.5, 2.5], [3.0, 1.0]])
-    assert [t.get_text() for t in ax.texts] == ["4×H100", "2×H200"]
+    assert {t.get_text(): tuple(t.xy) for t in ax.texts} == {"4×H100": (0.5, 2.5),
+                                                             "2×H200": (3.0, 1.0)}
     assert any(ln.get_label().startswith("TTFT objective: p99 ≤ 2 s") for ln in ax.get_lines())
     frontier = [ln for ln in ax.get_lines() if ln.get_label().startswith("frontier")]
     np.testing.assert_allclose(frontier[0].get_xydata(), [[0.5, 2.5], [3.0, 1.0]])
@@ -281,10 +282,21 @@ def test_shape_comparison_of_a_table_averages_seeds():
     ax = fig.axes[0]
     means = ax.collections[-1].get_offsets()
     np.testing.assert_allclose(means, [[0.3, 3.1], [1.1, 1.1], [5.0, 2.0]])
-    assert [t.get_text() for t in ax.texts] == ["fast", "cheap", "slow"]
+    labels = {t.get_text(): tuple(np.round(t.xy, 6)) for t in ax.texts}
+    assert labels == {"fast": (0.3, 3.1), "cheap": (1.1, 1.1), "slow": (5.0, 2.0)}
     frontier = next(ln for ln in ax.get_lines() if ln.get_label().startswith("frontier"))
     np.testing.assert_allclose(frontier.get_xydata(), [[0.3, 3.1], [1.1, 1.1]])  # slow is beaten
     assert "single runs (seeds)" in _legend(ax)
+
+
+def test_labels_of_close_points_do_not_overlap():
+    # Two points at the same cost, close in latency: their labels must not share a place.
+    table = pd.DataFrame({"label": ["predictive", "keda", "far"],
+                          "ttft_p99_s": [1.33, 1.73, 15.0],
+                          "cost_per_million_tokens_usd": [0.25, 0.25, 0.2]})
+    ax = plot.shape_comparison(table).axes[0]
+    offsets = {t.get_text(): t.xyann for t in ax.texts}
+    assert offsets["predictive"] != offsets["keda"]
 
 
 def test_frontier_keeps_undominated_points_only():
