@@ -77,7 +77,7 @@ RUNNABLE = [d for d in DOCS if d.name not in NOT_RUNNABLE and
 def test_conventions_are_found():
     names = {d.name for d in RUNNABLE}
     assert {"README.md", "docs/tutorial.md", "docs/howto/calibrate-shape.md",
-            "docs/howto/replay-trace.md"} <= names
+            "docs/howto/replay-trace.md", "docs/howto/write-policy.md"} <= names
     tutorial = next(d for d in DOCS if d.name == "docs/tutorial.md")
     assert any(b.lang == "console" and b.runs for b in tutorial.blocks)
     assert any("file" in b.attrs for b in tutorial.blocks)
