@@ -603,10 +603,11 @@ def gpu_allocation(result: Result) -> Figure:
 
     Each panel stacks the deployments' GPUs (other tenants' — ``background``
     — in grey) and draws the scenario's inventory of that type there as a
-    dashed line.  Uses ``Result.allocation`` when present, else the timeline's
+    dashed line when use reaches a quarter of it (the title always gives
+    it).  Uses ``Result.allocation`` when present, else the timeline's
     ``gpus_allocated``.
     """
-    alloc, source = _allocation_table(result)
+    alloc = _allocation_table(result)[0]
     title = f"{_name(result)}: GPUs allocated per datacenter and type"
     if alloc.empty:
         fig = Figure(figsize=(10, 3), layout="constrained")
@@ -644,7 +645,7 @@ def gpu_allocation(result: Result) -> Figure:
         _shade_outages(ax, [o for o in _outages(result) if o[0] == dc], scale, label=True)
         cap = inventory.get((dc, acc))
         top = float(np.sum(series, axis=0).max()) if series else 0.0
-        if cap is not None and source != "none":
+        if cap is not None and top >= 0.25 * cap:  # else the title says it, and usage shows
             ax.axhline(cap, color="black", linestyle="--", linewidth=1.2,
                        label=f"inventory: {cap:,} GPUs")
             top = max(top, float(cap))
@@ -657,6 +658,8 @@ def gpu_allocation(result: Result) -> Figure:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         _legend(ax, loc="upper left", ncols=3)
+    for ax in axes[:len(places)]:
+        ax.set_xlim(start / scale, float(times[-1]) / scale)
     for ax in axes[len(places):]:
         ax.set_visible(False)
     for ax in axes[-cols:]:
