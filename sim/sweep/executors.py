@@ -90,6 +90,7 @@ class LocalExecutor:
                     if not in_flight:
                         break
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    finished = []
                     for fut in done:
                         task = in_flight.pop(fut)
                         try:
@@ -100,7 +101,12 @@ class LocalExecutor:
                                                   "memory?) while this run was in flight")
                         except Exception as exc:  # e.g. a result that does not pickle
                             outcome = _died(task, f"{type(exc).__name__}: {exc}")
-                        yield task, outcome
+                        finished.append((task, outcome))
+                    # Keep the workers busy while the caller writes what finished.
+                    while queue and len(in_flight) < self.workers and not broken:
+                        task = queue.pop()
+                        in_flight[pool.submit(fn, task)] = task
+                    yield from finished
                     if broken and not in_flight:
                         break
             finally:
