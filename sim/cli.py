@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-requests", action="store_true",
+                   help="keep no per-request table (flat memory for long horizons; "
+                        "latency percentiles from quantile sketches)")
 
     v = sub.add_parser("validate", help="check a scenario (and its traces) or a trace file")
     v.add_argument("file", help="scenario YAML, or a trace (.csv, .jsonl)")
@@ -120,9 +123,10 @@ def _run(args: argparse.Namespace) -> int:
             transient=True,
         ) as bar:
             task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t))
+            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
+                             keep_requests=not args.no_requests)
     else:
-        result = sim.run(loaded)
+        result = sim.run(loaded, keep_requests=not args.no_requests)
     write_results(result, out)
     print_summary(result)
     print(f"results written to {out}/")
