@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--sweep", action="store_true",
                    help="instead: speed-up of a sweep on the local pool and on Dask over a "
                         "sequential run")
+    b.add_argument("--scale", action="store_true",
+                   help="instead: wall time, peak memory and requests per second of "
+                        "scenarios/bench/week.yaml over 1 hour, 1 day and 1 week")
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
 
@@ -90,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _breakeven(args)
         if args.command in ("sweep", "baseline", "compare"):
             return int(args.handler(args))
+        if args.command == "bench" and args.scale:
+            from sim.bench_scale import main as scale_bench
+
+            return scale_bench()
         if args.command == "bench" and args.sweep:
             from sim.sweep.bench import main as sweep_bench
 
