@@ -27,7 +27,8 @@ from sim.policies import get_policy
 from sim.results import Result
 from sim.scenario.loader import LoadedScenario, load_scenario
 from sim.scenario.schema import Scenario
-from sim.workload import generate
+from sim.workload import Workload
+from sim.workload.generate import WorkloadStream
 
 ScenarioLike = LoadedScenario | Scenario | str | Path | Mapping[str, Any]
 
@@ -91,21 +92,23 @@ def run(
         shape = build_shape(
             dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
         )
-        work = generate(
+        work = WorkloadStream(
             dep.traffic,
             spec.duration,
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
         plans.append(
             DeploymentPlan(
                 name=dep.name,
                 shape=shape,
-                arrival_s=work.arrival_s,
-                input_tokens=work.input_tokens,
-                output_tokens=work.output_tokens,
+                arrival_s=empty.arrival_s,
+                input_tokens=empty.input_tokens,
+                output_tokens=empty.output_tokens,
+                source=work,
                 replicas=0,
                 datacenter="",
                 max_queue=dep.max_queue,

@@ -81,9 +81,21 @@ class ClientPolicy:
         )
 
 
+class WorkloadSource(Protocol):
+    """Requests arriving in ``[t0, t1)``, asked for in consecutive ranges from 0."""
+
+    def take(self, t0: float, t1: float) -> Any:
+        """An object with ``arrival_s``, ``input_tokens``, ``output_tokens`` arrays."""
+
+
 @dataclass(frozen=True)
 class DeploymentPlan:
-    """Everything the engine needs to run one deployment."""
+    """Everything the engine needs to run one deployment.
+
+    Its requests are the arrays ``arrival_s``, ``input_tokens`` and
+    ``output_tokens``, or, when ``source`` is given, whatever the source
+    yields window by window (the arrays are then ignored).
+    """
 
     name: str
     shape: ServiceShape
@@ -94,6 +106,7 @@ class DeploymentPlan:
     datacenter: str
     max_queue: int | None = None
     queue_on_cold_start: bool = False
+    source: WorkloadSource | None = None
 
 
 @dataclass
@@ -226,22 +239,32 @@ class Simulation:
 
     def _window(self, t0: float, t1: float) -> dict[str, np.ndarray]:
         """Requests arriving in ``[t0, t1)``, in arrival order (ties: deployment, then trace)."""
-        parts: list[tuple[int, DeploymentPlan, int, int]] = []
-        for d, p in enumerate(self.plans):
-            a, b = np.searchsorted(p.arrival_s, [t0, t1], side="left")
-            parts.append((d, p, int(a), int(b)))
-        times = np.concatenate([p.arrival_s[a:b] for _, p, a, b in parts]).astype(np.float64)
-        order = np.argsort(times, kind="stable")
+        times, inp, out = [], [], []
+        for p in self.plans:
+            if p.source is not None:
+                w = p.source.take(t0, t1)
+                times.append(w.arrival_s)
+                inp.append(w.input_tokens)
+                out.append(w.output_tokens)
+            else:
+                a, b = np.searchsorted(p.arrival_s, [t0, t1], side="left")
+                times.append(p.arrival_s[a:b])
+                inp.append(p.input_tokens[a:b])
+                out.append(p.output_tokens[a:b])
+        arrival = np.concatenate(times).astype(np.float64)
+        order = np.argsort(arrival, kind="stable")
+
         def pick(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-            return np.concatenate(arrays).astype(dtype)[order] if arrays else np.zeros(0, dtype)
+            return np.concatenate(arrays).astype(dtype)[order]
+
         return {
-            "arrival": times[order],
-            "dep": pick([np.full(b - a, d, np.int64) for d, _, a, b in parts], np.int64),
-            "inp": pick([p.input_tokens[a:b] for _, p, a, b in parts], np.int64),
-            "out": pick([p.output_tokens[a:b] for _, p, a, b in parts], np.int64),
+            "arrival": arrival[order],
+            "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
+            "inp": pick(inp, np.int64),
+            "out": pick(out, np.int64),
             "pf_work": pick(
-                [np.asarray(p.shape.prefill_seconds(p.input_tokens[a:b]), np.float64)
-                 for _, p, a, b in parts], np.float64),
+                [np.asarray(p.shape.prefill_seconds(x), np.float64).reshape(-1)
+                 for p, x in zip(self.plans, inp, strict=True)], np.float64),
         }
 
     def _load_window(self, t1: float) -> None:

@@ -3,6 +3,7 @@ results independent of the engine's window of arrivals."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,31 @@ def test_sketched_summary_does_not_depend_on_the_window_of_arrivals():
     a = sim.run(path, keep_requests=False, chunk_s=None)
     b = sim.run(path, keep_requests=False, chunk_s=900.0)
     assert _without_wall(a.summary) == _without_wall(b.summary)
+
+
+@pytest.mark.parametrize("arrivals", [
+    {"kind": "diurnal", "mean_rps": 3, "peak_to_mean": 1.5,
+     "weekly_weights": [1, 1, 1, 1, 1, 0.5, 0.5]},
+    {"kind": "burst", "base_rps": 1, "burst_rps": 8, "mean_burst": "5m", "mean_gap": "20m"},
+    {"kind": "trace", "path": "AzureLLMInferenceTrace_code.csv", "loop": True, "rate_scale": 2.5},
+])
+def test_workload_windows_do_not_depend_on_how_they_are_read(arrivals):
+    from sim.workload import TrafficSpec, generate
+    from sim.workload.generate import WorkloadStream
+
+    traffic = TrafficSpec.model_validate({
+        "arrivals": arrivals,
+        "input_tokens": {"kind": "lognormal", "median": 500, "p90": 2000},
+        "output_tokens": {"kind": "exponential", "mean": 100},
+    })
+    base = ROOT / "scenarios" / "traces"
+    seed = np.random.SeedSequence(9)
+    whole = generate(traffic, 3 * 86400.0 + 1234.5, seed, base_dir=base)
+    stream = WorkloadStream(traffic, 3 * 86400.0 + 1234.5, seed, base_dir=base)
+    edges = [0.0, 100.0, 5000.0, 5000.5, 90000.0, 200000.0, np.inf]
+    parts = [stream.take(a, b) for a, b in itertools.pairwise(edges)]
+    for name in ("arrival_s", "input_tokens", "output_tokens"):
+        joined = np.concatenate([getattr(p, name) for p in parts])
+        assert np.array_equal(joined, getattr(whole, name)), name
+    assert np.all(np.diff(whole.arrival_s) >= 0)
+    assert whole.arrival_s[-1] < 3 * 86400.0 + 1234.5
