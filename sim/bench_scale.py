@@ -30,10 +30,12 @@ import sim
 t0 = time.perf_counter()
 res = sim.run(sys.argv[1], {"duration": sys.argv[2]}, keep_requests=False)
 wall = time.perf_counter() - t0
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({
+    "cpu_s": usage.ru_utime + usage.ru_stime,
     "requests": res.summary["total"]["requests"],
     "wall_s": wall,
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "peak_rss_mib": usage.ru_maxrss / 1024.0,
     "simulated_s": res.summary["simulated_s"],
 }))
 """
@@ -45,6 +47,7 @@ class Point:
     duration: str
     requests: int
     wall_s: float
+    cpu_s: float  # of the whole child process, start-up and imports included
     peak_rss_mib: float
 
     @property
@@ -63,7 +66,7 @@ def measure(duration: str, scenario: Path = SCENARIO, label: str = "") -> Point:
         raise RuntimeError(f"the {duration} run failed:\n{proc.stderr.strip()}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return Point(label or duration, duration, int(out["requests"]), float(out["wall_s"]),
-                 float(out["peak_rss_mib"]))
+                 float(out["cpu_s"]), float(out["peak_rss_mib"]))
 
 
 def main(horizons: tuple[tuple[str, str], ...] = HORIZONS, scenario: Path = SCENARIO) -> int:
@@ -75,14 +78,15 @@ def main(horizons: tuple[tuple[str, str], ...] = HORIZONS, scenario: Path = SCEN
     table = Table(title=f"{scenario.name}: simulated horizon against wall time and memory "
                         f"({platform.processor() or platform.machine()}, "
                         f"Python {platform.python_version()}, one process per row)")
-    for col in ("horizon", "requests", "wall (s)", "peak RSS (MiB)", "simulated req / wall-s"):
+    for col in ("horizon", "requests", "wall (s)", "process CPU (s)", "peak RSS (MiB)",
+                "simulated req / wall-s"):
         table.add_column(col, justify="right")
     points = []
     for label, duration in horizons:
         p = measure(duration, scenario, label)
         points.append(p)
-        table.add_row(label, f"{p.requests:,}", f"{p.wall_s:,.1f}", f"{p.peak_rss_mib:,.0f}",
-                      f"{p.requests_per_s:,.0f}")
+        table.add_row(label, f"{p.requests:,}", f"{p.wall_s:,.1f}", f"{p.cpu_s:,.1f}",
+                      f"{p.peak_rss_mib:,.0f}", f"{p.requests_per_s:,.0f}")
     console.print(table)
     week = next((p for p in points if p.duration == "7d"), None)
     if week is not None:

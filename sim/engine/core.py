@@ -252,13 +252,15 @@ class Simulation:
                 inp.append(p.input_tokens[a:b])
                 out.append(p.output_tokens[a:b])
         arrival = np.concatenate(times).astype(np.float64)
-        order = np.argsort(arrival, kind="stable")
+        # one deployment's arrivals are already in order: no sort, no copies
+        order = np.argsort(arrival, kind="stable") if len(times) > 1 else None
 
         def pick(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-            return np.concatenate(arrays).astype(dtype)[order]
+            joined: np.ndarray = np.concatenate(arrays).astype(dtype, copy=False)
+            return joined if order is None else joined[order]
 
         return {
-            "arrival": arrival[order],
+            "arrival": arrival if order is None else arrival[order],
             "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
             "inp": pick(inp, np.int64),
             "out": pick(out, np.int64),
@@ -289,12 +291,12 @@ class Simulation:
         nan = np.full(n_new, np.nan)
 
         def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-            return np.concatenate([old[kept], fresh])
+            return np.concatenate([old[kept], fresh]) if n_keep else fresh
 
         for name in ("arrival", "dep", "inp", "out", "pf_work"):
             setattr(s, name, joined(getattr(s, name), new[name]))
         for name in ("attempt_t", "start_t", "first_t", "finish_t"):
-            setattr(s, name, joined(getattr(s, name), nan))
+            setattr(s, name, joined(getattr(s, name), nan.copy()))
         s.status = joined(s.status, np.zeros(n_new, np.int64))
         s.attempts = joined(s.attempts, np.zeros(n_new, np.int64))
         s.replica = joined(s.replica, np.full(n_new, -1, np.int64))
