@@ -137,3 +137,16 @@ def test_workload_windows_do_not_depend_on_how_they_are_read(arrivals):
         assert np.array_equal(joined, getattr(whole, name)), name
     assert np.all(np.diff(whole.arrival_s) >= 0)
     assert whole.arrival_s[-1] < 3 * 86400.0 + 1234.5
+
+
+@pytest.mark.slow
+def test_sketch_percentiles_on_a_day_of_the_week_benchmark():
+    """The benchmark scenario's busiest day (≈ 4.7 M requests, three deployments)."""
+    path = ROOT / "scenarios" / "bench" / "week.yaml"
+    exact = sim.run(path, {"duration": "1d"})
+    sketched = sim.run(path, {"duration": "1d"}, keep_requests=False)
+    for name in [*exact.summary["deployments"], None]:
+        a = exact.summary["total"] if name is None else exact.summary["deployments"][name]
+        b = sketched.summary["total"] if name is None else sketched.summary["deployments"][name]
+        for key in PERCENTILE_KEYS:
+            assert b[key] == pytest.approx(a[key], rel=0.01), (name, key)
