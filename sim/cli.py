@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-requests", action="store_true",
+                   help="keep no per-request table (flat memory for long horizons; "
+                        "latency percentiles from quantile sketches)")
 
     v = sub.add_parser("validate", help="check a scenario (and its traces) or a trace file")
     v.add_argument("file", help="scenario YAML, or a trace (.csv, .jsonl)")
@@ -51,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--sweep", action="store_true",
                    help="instead: speed-up of a sweep on the local pool and on Dask over a "
                         "sequential run")
+    b.add_argument("--scale", action="store_true",
+                   help="instead: wall time, peak memory and requests per second of "
+                        "scenarios/bench/week.yaml over 1 hour, 1 day and 1 week")
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
 
@@ -87,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _breakeven(args)
         if args.command in ("sweep", "baseline", "compare"):
             return int(args.handler(args))
+        if args.command == "bench" and args.scale:
+            from sim.bench_scale import main as scale_bench
+
+            return scale_bench()
         if args.command == "bench" and args.sweep:
             from sim.sweep.bench import main as sweep_bench
 
@@ -120,9 +130,10 @@ def _run(args: argparse.Namespace) -> int:
             transient=True,
         ) as bar:
             task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t))
+            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
+                             keep_requests=not args.no_requests)
     else:
-        result = sim.run(loaded)
+        result = sim.run(loaded, keep_requests=not args.no_requests)
     write_results(result, out)
     print_summary(result)
     print(f"results written to {out}/")

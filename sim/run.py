@@ -20,15 +20,37 @@ from sim.engine.rng import seed_sequence, stream
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
-from sim.metrics.summary import KPI_KEYS, latency_kpis, max_overlap
+from sim.metrics.stream import Finished, RequestStats
+from sim.metrics.summary import KPI_KEYS, exact_percentiles, max_overlap
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
 from sim.scenario.loader import LoadedScenario, load_scenario
 from sim.scenario.schema import Scenario
-from sim.workload import generate
+from sim.workload import Workload
+from sim.workload.generate import WorkloadStream
 
 ScenarioLike = LoadedScenario | Scenario | str | Path | Mapping[str, Any]
+
+# The engine works through arrivals one window of this many simulated seconds
+# at a time, so its request arrays hold about an hour of traffic whatever the
+# horizon.  Results do not depend on it (a test compares window lengths).
+CHUNK_S = 3600.0
+
+
+class _Tally:
+    """Receives the engine's finished requests: streaming statistics, and the rows if kept."""
+
+    def __init__(self, n_deployments: int, warmup_s: float, slo: dict[str, float | None],
+                 keep_requests: bool):
+        self.stats = [RequestStats(warmup_s, slo) for _ in range(n_deployments)]
+        self.parts: list[Finished] | None = [] if keep_requests else None
+
+    def __call__(self, batch: Finished) -> None:
+        for d, stats in enumerate(self.stats):
+            stats.add(batch.select(batch.dep == d))
+        if self.parts is not None:
+            self.parts.append(batch)
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -46,10 +68,18 @@ def run(
     overrides: Mapping[str, Any] | None = None,
     *,
     progress: Callable[[float], None] | None = None,
+    keep_requests: bool = True,
+    chunk_s: float | None = CHUNK_S,
 ) -> Result:
     """Simulate ``scenario`` (a path, a mapping, or a loaded scenario).
 
     ``progress`` is called now and then with the simulated time reached.
+    ``keep_requests=False`` drops the per-request table (``Result.requests``
+    is then empty): memory stays flat however long the horizon, and the
+    summary's latency percentiles come from quantile sketches (within 0.5 %
+    relative of an order statistic at the percentile's rank) instead of
+    being exact.  ``chunk_s`` is the engine's window of arrivals (``None``:
+    all at once); it changes memory use, never results.
     """
     loaded = _loaded(scenario, overrides)
     spec = loaded.spec
@@ -62,21 +92,23 @@ def run(
         shape = build_shape(
             dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
         )
-        work = generate(
+        work = WorkloadStream(
             dep.traffic,
             spec.duration,
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
         plans.append(
             DeploymentPlan(
                 name=dep.name,
                 shape=shape,
-                arrival_s=work.arrival_s,
-                input_tokens=work.input_tokens,
-                output_tokens=work.output_tokens,
+                arrival_s=empty.arrival_s,
+                input_tokens=empty.input_tokens,
+                output_tokens=empty.output_tokens,
+                source=work,
                 replicas=0,
                 datacenter="",
                 max_queue=dep.max_queue,
@@ -111,6 +143,7 @@ def run(
         fault_rng=stream(spec.seed, "faults", "replicas"),
     )
     clients = spec.clients
+    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(), keep_requests)
     sim = Simulation(
         plans,
         horizon_s=spec.duration,
@@ -123,13 +156,18 @@ def run(
         jitter_rng=stream(spec.seed, "clients", "jitter"),
         timeline_interval_s=spec.timeline_interval,
         control=control,
+        chunk_s=chunk_s,
+        on_finished=tally,
     )
     _schedule_events(sim, control, spec)
     sim.run(progress)
-    requests = _requests_table(sim)
+    finished = Finished.concat(tally.parts) if tally.parts is not None else None
+    tally.parts = None
+    requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
     timeline = _timeline_table(sim)
     billing = _billing_table(sim, control, loaded, shapes)
-    summary = _summary(sim, control, loaded, requests, billing)
+    summary = _summary(sim, control, loaded, tally.stats, finished, billing)
+    del finished
     summary["wall_s"] = time.perf_counter() - wall0
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
@@ -162,8 +200,7 @@ def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> 
         env.process(outage(o))
 
 
-def _requests_table(sim: Simulation) -> pd.DataFrame:
-    st = sim.state
+def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
     dcs = sim.kernel_dc
     df = pd.DataFrame(
         {
@@ -182,11 +219,7 @@ def _requests_table(sim: Simulation) -> pd.DataFrame:
             ),
         }
     )
-    df["ttft_s"] = df["first_token_s"] - df["attempt_s"]
-    out = st.out
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df["tpot_s"] = np.where(out > 1, (st.finish_t - st.first_t) / (out - 1), np.nan)
-    df["e2e_s"] = df["finish_s"] - df["arrival_s"]
+    df["ttft_s"], df["tpot_s"], df["e2e_s"] = st.latencies()
     return df
 
 
@@ -245,7 +278,7 @@ def _billing_table(
                 end_s=end)
 
 
-def _serverless_cost(loaded: LoadedScenario, model: str, requests: pd.DataFrame) -> float | None:
+def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats) -> float | None:
     """The deployment's requests priced per token; None when no price is known."""
     billing = loaded.spec.billing
     price = billing.serverless.get(model)
@@ -260,7 +293,7 @@ def _serverless_cost(loaded: LoadedScenario, model: str, requests: pd.DataFrame)
     if cached is None:
         cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
     return serverless_cost(
-        float(requests["input_tokens"].sum()), float(requests["output_tokens"].sum()),
+        float(stats.input_tokens), float(stats.output_tokens),
         input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
         cache_hit_rate=billing.prefix_cache_hit_rate,
     )
@@ -284,31 +317,32 @@ def _summary(
     sim: Simulation,
     control: ControlPlane,
     loaded: LoadedScenario,
-    requests: pd.DataFrame,
+    stats: list[RequestStats],
+    finished: Finished | None,
     billing: pd.DataFrame,
 ) -> dict[str, Any]:
+    """The summary; latency percentiles exact when ``finished`` (every request) is given."""
     spec = loaded.spec
-    slo = spec.slo.model_dump()
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
     st = sim.state
     for d, dep_spec in enumerate(spec.deployments):
         name = dep_spec.name
-        reqs = requests[requests["deployment"] == name]
         bill_lines = billing[billing["deployment"] == name]
-        kpis = latency_kpis(reqs, spec.warmup, slo)
+        kpis = stats[d].kpis()
+        if finished is not None:
+            kpis.update(exact_percentiles(finished.select(finished.dep == d), spec.warmup))
         ready_area = float(sim.ready_area[d])
         busy = sim.busy_time(d, end)
         cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
-        ok = reqs[reqs["status"] == "ok"]
-        tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
+        tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
         kpis.update(
             {
                 "http_503": int(st.d_i[d, K.DI_503]),
                 "http_429": int(st.d_i[d, K.DI_429]),
                 "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
-                "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, reqs),
+                "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, stats[d]),
                 "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
                 "cold_starts": control.deps[d].cold_starts,
                 "mean_ready_replicas": ready_area / end if end > 0 else 0.0,
@@ -322,7 +356,12 @@ def _summary(
         per[name].update(
             replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
         )
-    total = latency_kpis(requests, spec.warmup, slo)
+    all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
+    for one in stats:
+        all_stats.merge(one)
+    total = all_stats.kpis()
+    if finished is not None:
+        total.update(exact_percentiles(finished, spec.warmup))
     sums = ("http_503", "http_429", "gpu_seconds", "cold_starts", "mean_ready_replicas",
             "pending_replica_seconds")
     for key in sums:
@@ -333,8 +372,7 @@ def _summary(
     total["serverless_cost_usd"] = (
         None if None in serverless else float(sum(s for s in serverless if s is not None))
     )
-    ok = requests[requests["status"] == "ok"]
-    tokens = float(ok["input_tokens"].sum() + ok["output_tokens"].sum())
+    tokens = float(all_stats.ok_input_tokens + all_stats.ok_output_tokens)
     total["cost_per_million_tokens_usd"] = total["cost_usd"] / tokens * 1e6 if tokens else None
     ready = [(life.ready_s, life.stopped_s if not np.isnan(life.stopped_s) else end)
              for life in control.lives if not np.isnan(life.ready_s)]
@@ -350,6 +388,7 @@ def _summary(
         "simulated_s": end,
         "wall_s": 0.0,
         "capsim_version": __version__,
+        "latency_percentiles": "exact" if finished is not None else "sketch",
         "total": {key: total[key] for key in KPI_KEYS}
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),

@@ -10,6 +10,14 @@ costs a handful of heap operations however many tokens it decodes.
 Order at equal times: control-plane events first (a replica that becomes ready
 at t serves a request arriving at t), then replica completions, then retries,
 then new arrivals.
+
+Bounded memory (``chunk_s``): the request arrays the kernel works on hold one
+window of arrivals at a time plus the requests still in flight.  At each
+window edge finished requests are handed to ``on_finished`` and dropped, the
+in-flight ones are moved to the front of the next window's arrays (every
+request index held in a list or heap is renumbered, keeping their order, so
+every tie breaks as before) and the next window's arrivals are appended.
+Results do not depend on the window length, bit for bit.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import simpy
 from sim.engine import kernel as K
 from sim.engine.kernel import KernelState
 from sim.fleet.control import STAGES, ControlPlane
+from sim.metrics.stream import Finished
 
 STATUS_NAMES = K.STATUS_NAMES
 _INF = math.inf
@@ -72,9 +81,21 @@ class ClientPolicy:
         )
 
 
+class WorkloadSource(Protocol):
+    """Requests arriving in ``[t0, t1)``, asked for in consecutive ranges from 0."""
+
+    def take(self, t0: float, t1: float) -> Any:
+        """An object with ``arrival_s``, ``input_tokens``, ``output_tokens`` arrays."""
+
+
 @dataclass(frozen=True)
 class DeploymentPlan:
-    """Everything the engine needs to run one deployment."""
+    """Everything the engine needs to run one deployment.
+
+    Its requests are the arrays ``arrival_s``, ``input_tokens`` and
+    ``output_tokens``, or, when ``source`` is given, whatever the source
+    yields window by window (the arrays are then ignored).
+    """
 
     name: str
     shape: ServiceShape
@@ -85,6 +106,7 @@ class DeploymentPlan:
     datacenter: str
     max_queue: int | None = None
     queue_on_cold_start: bool = False
+    source: WorkloadSource | None = None
 
 
 @dataclass
@@ -137,6 +159,8 @@ class Simulation:
         timeline_interval_s: float = 60.0,
         drain_limit_s: float | None = None,
         control: ControlPlane | None = None,
+        chunk_s: float | None = None,
+        on_finished: Callable[[Finished], None] | None = None,
     ):
         self.env = Clock()
         self.plans = plans
@@ -146,8 +170,16 @@ class Simulation:
         self.jitter_rng = jitter_rng
         self.interval = timeline_interval_s
         self.control = control
-        self.state = self._initial_state(plans, clients)
+        if chunk_s is not None and not chunk_s > 0:
+            raise ValueError(f"chunk_s must be > 0, got {chunk_s!r}")
+        self.chunk_s = chunk_s
+        self.on_finished = on_finished
+        self._loaded_until = 0.0  # arrivals before this time are in (or through) the state
+        self._loaded = 0  # requests loaded so far: the next one's index in arrival order
+        self._index = np.zeros(0, np.int64)  # arrival-order index of each state row
+        self._last_finish = -_INF
         self.n_replicas = 0
+        self.state = self._initial_state(plans, clients)
         self.kernel_dc: list[str] = []  # datacenter of each ready replica, by kernel index
         self.timeline: list[TimelineRow] = []
         self.allocation: list[AllocationRow] = []
@@ -161,15 +193,6 @@ class Simulation:
     # -- set-up ------------------------------------------------------------
     def _initial_state(self, plans: list[DeploymentPlan], clients: ClientPolicy) -> KernelState:
         n_dep = len(plans)
-        times = np.concatenate([p.arrival_s for p in plans]).astype(np.float64)
-        dep = np.concatenate([np.full(len(p.arrival_s), i, np.int64) for i, p in enumerate(plans)])
-        inp = np.concatenate([p.input_tokens for p in plans]).astype(np.int64)
-        out = np.concatenate([p.output_tokens for p in plans]).astype(np.int64)
-        work = np.concatenate(
-            [np.asarray(p.shape.prefill_seconds(p.input_tokens), np.float64) for p in plans]
-        )
-        order = np.argsort(times, kind="stable")  # ties: deployment order, then trace order
-        n = len(times)
         d_i = np.zeros((n_dep, K.N_DI), np.int64)
         d_f = np.zeros((n_dep, K.N_DF))
         maxc = np.array([p.shape.max_concurrency for p in plans], np.int64)
@@ -188,15 +211,11 @@ class Simulation:
             d_i[i, K.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
             d_i[i, K.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
             d_i[i, K.DI_Q_HEAD] = d_i[i, K.DI_Q_TAIL] = -1
-        nan = np.full(n, np.nan)
-        counters = np.zeros(K.N_COUNTERS, np.int64)
-        counters[K.C_OUTSTANDING] = n
-        return KernelState(
-            arrival=times[order], dep=dep[order], inp=inp[order], out=out[order],
-            pf_work=work[order], attempt_t=nan.copy(), start_t=nan.copy(),
-            first_t=nan.copy(), finish_t=nan.copy(), status=np.zeros(n, np.int64),
-            attempts=np.zeros(n, np.int64), replica=np.full(n, -1, np.int64),
-            link=np.full(n, -1, np.int64),
+        empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
+        state = KernelState(
+            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i, pf_work=empty_f,
+            attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
+            status=empty_i, attempts=empty_i, replica=empty_i, link=empty_i,
             d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_reps=np.full((n_dep, 4), -1, np.int64),
             r_i=np.zeros((0, K.N_RI), np.int64), r_f=np.zeros((0, K.N_RF)),
             hv=np.zeros(0), hr=np.zeros(0, np.int64),
@@ -204,8 +223,119 @@ class Simulation:
             rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
-            client=clients.as_array(), counters=counters,
+            client=clients.as_array(), counters=np.zeros(K.N_COUNTERS, np.int64),
         )
+        self.state = state
+        self._load_window(self._window_end(0.0))
+        return state
+
+    # -- windows of arrivals ------------------------------------------------
+    def _window_end(self, t: float) -> float:
+        """End of the window of arrivals that starts at ``t``: infinity for the last one."""
+        if self.chunk_s is None:
+            return _INF
+        end = t + self.chunk_s
+        return end if end < self.horizon else _INF
+
+    def _window(self, t0: float, t1: float) -> dict[str, np.ndarray]:
+        """Requests arriving in ``[t0, t1)``, in arrival order (ties: deployment, then trace)."""
+        times, inp, out = [], [], []
+        for p in self.plans:
+            if p.source is not None:
+                w = p.source.take(t0, t1)
+                times.append(w.arrival_s)
+                inp.append(w.input_tokens)
+                out.append(w.output_tokens)
+            else:
+                a, b = np.searchsorted(p.arrival_s, [t0, t1], side="left")
+                times.append(p.arrival_s[a:b])
+                inp.append(p.input_tokens[a:b])
+                out.append(p.output_tokens[a:b])
+        arrival = np.concatenate(times).astype(np.float64)
+        # one deployment's arrivals are already in order: no sort, no copies
+        order = np.argsort(arrival, kind="stable") if len(times) > 1 else None
+
+        def pick(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+            joined: np.ndarray = np.concatenate(arrays).astype(dtype, copy=False)
+            return joined if order is None else joined[order]
+
+        return {
+            "arrival": arrival if order is None else arrival[order],
+            "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
+            "inp": pick(inp, np.int64),
+            "out": pick(out, np.int64),
+            "pf_work": pick(
+                [np.asarray(p.shape.prefill_seconds(x), np.float64).reshape(-1)
+                 for p, x in zip(self.plans, inp, strict=True)], np.float64),
+        }
+
+    def _load_window(self, t1: float) -> None:
+        """Hand finished requests over, keep those in flight, append arrivals up to ``t1``.
+
+        Every request loaded so far has arrived (the kernel has reached the
+        window's end), so a row of the state is either finished or in flight.
+        """
+        s = self.state
+        n_old = len(s.arrival)
+        if s.counters[K.C_NEXT_ARRIVAL] != n_old:
+            raise RuntimeError("a window of arrivals was replaced before all of it arrived")
+        keep = s.status == K.IN_FLIGHT
+        self._harvest(~keep)
+        new = self._window(self._loaded_until, t1)
+        n_new = len(new["arrival"])
+        kept = np.flatnonzero(keep)
+        n_keep = len(kept)
+        # renumber: kept request kept[j] becomes j; finished ones -1 (never referenced)
+        renumber = np.full(n_old + 1, -1, np.int64)  # renumber[-1] = renumber[n_old] = -1
+        renumber[kept] = np.arange(n_keep)
+        nan = np.full(n_new, np.nan)
+
+        def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+            return np.concatenate([old[kept], fresh]) if n_keep else fresh
+
+        for name in ("arrival", "dep", "inp", "out", "pf_work"):
+            setattr(s, name, joined(getattr(s, name), new[name]))
+        for name in ("attempt_t", "start_t", "first_t", "finish_t"):
+            setattr(s, name, joined(getattr(s, name), nan.copy()))
+        s.status = joined(s.status, np.zeros(n_new, np.int64))
+        s.attempts = joined(s.attempts, np.zeros(n_new, np.int64))
+        s.replica = joined(s.replica, np.full(n_new, -1, np.int64))
+        s.link = joined(renumber[s.link], np.full(n_new, -1, np.int64))
+        self._index = np.concatenate(
+            [self._index[kept], self._loaded + np.arange(n_new, dtype=np.int64)]
+        )
+        # request indices held by queues, prefill lists and heaps
+        for col in (K.DI_Q_HEAD, K.DI_Q_TAIL):
+            s.d_i[:, col] = renumber[s.d_i[:, col]]
+        n_rep = self.n_replicas
+        for col in (K.RI_PF_HEAD, K.RI_PF_TAIL):
+            s.r_i[:n_rep, col] = renumber[s.r_i[:n_rep, col]]
+        for r in range(n_rep):
+            off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+            s.hr[off : off + n_dec] = renumber[s.hr[off : off + n_dec]]
+        size = int(s.counters[K.C_RETRY_SIZE])
+        s.rt_req[:size] = renumber[s.rt_req[:size]]
+        s.counters[K.C_NEXT_ARRIVAL] = n_keep
+        s.counters[K.C_OUTSTANDING] += n_new
+        self._loaded += n_new
+        self._loaded_until = t1
+
+    def _harvest(self, done: np.ndarray) -> None:
+        """Hand the requests of rows ``done`` to ``on_finished``."""
+        s = self.state
+        if not done.any():
+            return
+        finished = s.finish_t[done]
+        finished = finished[~np.isnan(finished)]
+        if len(finished):
+            self._last_finish = max(self._last_finish, float(finished.max()))
+        if self.on_finished is not None:
+            self.on_finished(Finished(
+                dep=s.dep[done], arrival=s.arrival[done], attempt_t=s.attempt_t[done],
+                start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
+                status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
+                out=s.out[done], replica=s.replica[done], index=self._index[done],
+            ))
 
     # -- the control plane's hands on the request path ---------------------
     def ready_replica(self, dep: int, datacenter: str) -> int:
@@ -435,7 +565,8 @@ class Simulation:
         horizon, stop = self.horizon, self.horizon + self.drain_limit
         while True:
             tc = env.peek()
-            limit = min(tc, stop)
+            window = self._loaded_until
+            limit = min(tc, stop, window)
             reason, t = K.run_until(limit, *s.args())
             if reason == K.STOP_NEED_UNIFORMS:
                 s.uniforms = self.jitter_rng.random(_UNIFORM_BLOCK)
@@ -453,6 +584,10 @@ class Simulation:
                     else:
                         self.control.on_drained(which)
                 continue
+            if window <= min(tc, stop):
+                # every request event before the window's end is done: next window
+                self._load_window(self._window_end(window))
+                continue
             # every request event before the next control event is done
             if tc > stop or (tc > horizon and s.counters[K.C_OUTSTANDING] == 0):
                 break
@@ -463,7 +598,8 @@ class Simulation:
             end = stop
         else:
             finished = s.finish_t[~np.isnan(s.finish_t)]
-            end = max(env.now, horizon, float(finished.max()) if len(finished) else 0.0)
+            last = max(self._last_finish, float(finished.max()) if len(finished) else 0.0)
+            end = max(env.now, horizon, last)
         self._close(end)
 
     def _close(self, t: float) -> None:
@@ -476,4 +612,5 @@ class Simulation:
             self.control.finish()
         s = self.state
         s.status[s.status == K.IN_FLIGHT] = K.UNFINISHED
+        self._harvest(np.ones(len(s.status), dtype=bool))
         self.end_s = t

@@ -134,7 +134,10 @@ class KernelState:
     counters: np.ndarray  # i8, see C_*
 
     def args(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(getattr(self, name) for name in _STATE_FIELDS)
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(KernelState))
 
 
 # --------------------------------------------------------------------------

@@ -235,6 +235,10 @@ class ControlPlane:
             self.inventory.release(life.datacenter, dep.plan.accelerator, life.gpus, dep.index)
         life.stage = "stopped"
         life.stopped_s = self.sim.env.now
+        # a stopped replica leaves its deployment's list (``lives`` keeps it for
+        # billing): controllers scan the list every tick, and a week of cold
+        # starts would otherwise make each scan longer and the run quadratic
+        dep.replicas = [r for r in dep.replicas if r is not life]
         if dep.state == "DELETING" and all(r.stage == "stopped" for r in dep.replicas):
             dep.state = "DELETED"
         if life.process is not None and life.process.is_alive and (

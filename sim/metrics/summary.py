@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.metrics.stream import OK, PERCENTILES, Finished
+
 # Summary keys in the order SPEC §4 lists them.
 KPI_KEYS = (
     "requests",
@@ -82,6 +84,15 @@ def latency_kpis(
         "e2e_p99_s": _pct(e2e, 99),
         "slo_attainment": float(good.sum() / n_measured) if n_measured else None,
     }
+
+
+def exact_percentiles(finished: Finished, warmup_s: float) -> dict[str, float | None]:
+    """The summary's latency percentiles, exact: numpy's linear interpolation
+    between order statistics of ok requests that arrived at or after ``warmup_s``."""
+    sel = (finished.status == OK) & (finished.arrival >= warmup_s)
+    ttft, tpot, e2e = (x[sel] for x in finished.latencies())
+    values = {"ttft": ttft, "tpot": tpot[~np.isnan(tpot)], "e2e": e2e}
+    return {key: _pct(values[metric], p) for key, metric, p in PERCENTILES}
 
 
 def max_overlap(starts: np.ndarray, ends: np.ndarray) -> int:

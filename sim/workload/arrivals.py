@@ -320,43 +320,70 @@ def check_replay(trace: Workload, spec: TraceArrivals, file: str) -> None:
             raise InputError(str(e), file=file) from None
 
 
-def replay(
-    trace: Workload, spec: TraceArrivals, duration_s: float, rng: np.random.Generator
-) -> tuple[FloatArray, IntArray]:
-    """Arrival times over ``[0, duration_s)`` and, for each, its row in ``trace``.
+class ReplayPlan:
+    """Replay of a trace over ``[0, duration_s)``, served one window at a time.
 
     With ``r = rate_scale``, copies ``j = 0 .. ceil(r) - 1`` of the
     (time-scaled, looped) trace are superposed: copy 0 as recorded, copy
     ``j >= 1`` circularly shifted by an independent uniform offset in
-    ``[0, P)`` (``P`` = :func:`trace_period`); each request of copy ``j`` is
-    kept with probability ``min(1, r - j)``.
+    ``[0, P)`` (``P`` = :func:`trace_period`), drawn here once from ``rng``;
+    each request of copy ``j`` is kept with probability ``min(1, r - j)``,
+    decided by the generator of the window it falls in.
     """
-    base = trace.arrival_s * spec.time_scale
-    n = base.size
-    copies = math.ceil(spec.rate_scale)
-    period = trace_period(trace) * spec.time_scale if spec.loop or copies > 1 else math.inf
-    passes = max(math.ceil(duration_s / period), 1) if spec.loop else 1
-    times: list[FloatArray] = []
-    rows: list[IntArray] = []
-    for j in range(copies):
-        if j == 0:
-            t = base
-        else:
-            t = base + rng.uniform(0.0, period)
-            t = np.where(t >= period, t - period, t)
-        row = np.arange(n, dtype=np.int64)
-        if passes > 1:
-            t = (t[None, :] + period * np.arange(passes)[:, None]).ravel()
-            row = np.tile(row, passes)
-        keep = t < duration_s
-        share = spec.rate_scale - j
-        if share < 1:
-            keep &= rng.random(t.size) < share
-        times.append(t[keep])
-        rows.append(row[keep])
-    all_t = np.concatenate(times)
-    all_rows = np.concatenate(rows)
-    if copies > 1:
+
+    def __init__(self, trace: Workload, spec: TraceArrivals, duration_s: float,
+                 rng: np.random.Generator):
+        base = trace.arrival_s * spec.time_scale
+        self.copies = math.ceil(spec.rate_scale)
+        self.rate_scale = spec.rate_scale
+        self.duration = duration_s
+        period = trace_period(trace) * spec.time_scale if spec.loop or self.copies > 1 else math.inf
+        self.period = period
+        self.passes = max(math.ceil(duration_s / period), 1) if spec.loop else 1
+        # each copy's arrival times over one pass, in the trace's row order
+        self.pass_times: list[FloatArray] = []
+        for j in range(self.copies):
+            if j == 0:
+                t = base
+            else:
+                t = base + rng.uniform(0.0, period)
+                t = np.where(t >= period, t - period, t)
+            self.pass_times.append(t)
+
+    def window(self, a: float, b: float, rng: np.random.Generator
+               ) -> tuple[FloatArray, IntArray]:
+        """Arrival times in ``[a, b)`` and, for each, its row in the trace."""
+        b = min(b, self.duration)
+        times: list[FloatArray] = []
+        rows: list[IntArray] = []
+        for j, one_pass in enumerate(self.pass_times):
+            first, last = 0, self.passes
+            if math.isfinite(self.period):
+                first = max(math.floor(a / self.period) - 1, 0)
+                last = min(math.ceil(b / self.period) + 1, self.passes)
+            for p in range(first, last):
+                t = one_pass + self.period * p if p else one_pass
+                keep = (t >= a) & (t < b)
+                idx = np.flatnonzero(keep)
+                share = self.rate_scale - j
+                if share < 1:
+                    idx = idx[rng.random(idx.size) < share]
+                times.append(t[idx])
+                rows.append(idx.astype(np.int64))
+        all_t = np.concatenate(times) if times else np.empty(0)
+        all_rows = np.concatenate(rows) if rows else np.empty(0, np.int64)
         order = np.argsort(all_t, kind="stable")
-        all_t, all_rows = all_t[order], all_rows[order]
-    return all_t, all_rows
+        return all_t[order], all_rows[order]
+
+
+def restrict(plan: RatePlan, a: float, b: float) -> RatePlan:
+    """``plan`` on ``[a, b)`` only (its segments cut at ``a`` and ``b``)."""
+    edges = plan.edges
+    b = min(b, float(edges[-1]))
+    if b <= a:
+        return RatePlan(np.array([a, a]), np.zeros(1), plan.rate)
+    lo = max(int(np.searchsorted(edges, a, side="right")) - 1, 0)
+    hi = int(np.searchsorted(edges, b, side="left"))
+    cut = edges[lo : hi + 1].copy()
+    cut[0], cut[-1] = max(cut[0], a), b
+    return RatePlan(cut, plan.bound[lo:hi], plan.rate)

@@ -1,4 +1,4 @@
-"""Generate a deployment's whole workload up front, before the engine runs."""
+"""Generate a deployment's workload before the engine needs it, one hourly window at a time."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.workload.arrivals import check_replay, rate_plan, replay, sample_poisson
+from sim.workload.arrivals import (
+    RatePlan,
+    ReplayPlan,
+    check_replay,
+    rate_plan,
+    restrict,
+    sample_poisson,
+)
 from sim.workload.base import Workload
-from sim.workload.lengths import Column, length_distribution
+from sim.workload.lengths import Column, LengthDistribution, length_distribution
 from sim.workload.spec import EmpiricalLength, LengthSpec, TraceArrivals, TrafficSpec
 from sim.workload.traces import load_trace, resolve_path, token_column
 
@@ -32,6 +39,120 @@ def child_seeds(seed: np.random.SeedSequence) -> dict[str, np.random.SeedSequenc
     }
 
 
+# Workloads are generated in windows of this many seconds, each from its own
+# seed streams, so a window's requests never depend on how many windows a
+# caller asks for at a time.
+WINDOW_S = 3600.0
+
+
+def _window_seed(seed: np.random.SeedSequence, window: int) -> np.random.SeedSequence:
+    """Child ``window`` of ``seed`` (without consuming ``seed``)."""
+    return np.random.SeedSequence(
+        entropy=seed.entropy, spawn_key=(*seed.spawn_key, window), pool_size=seed.pool_size
+    )
+
+
+class WorkloadStream:
+    """A deployment's workload, generated one fixed window of ``WINDOW_S`` at a time.
+
+    Window ``k`` holds the requests arriving in ``[k·W, (k+1)·W)`` (cut at the
+    end of the run), drawn from generators seeded by child ``k`` of each of
+    the three streams of :func:`child_seeds`.  What a process carries from
+    one window to the next is drawn once, up front, from the arrivals stream
+    itself: the intensity (for ``burst``, the MMPP's whole state path, one
+    entry per switch) and, for traces, the offsets of shifted copies.  So a
+    window's requests are the same whether they are asked for one hour at a
+    time or all at once, and memory holds only the windows being read.
+
+    :meth:`take` returns the requests arriving in ``[t0, t1)``, for
+    consecutive ranges starting at 0.
+    """
+
+    def __init__(self, traffic: TrafficSpec, duration_s: float, seed: np.random.SeedSequence,
+                 base_dir: Path | None = None):
+        if not math.isfinite(duration_s) or duration_s < 0:
+            raise ValueError(f"duration_s must be finite and >= 0, got {duration_s!r}")
+        self.duration = duration_s
+        self.seeds = child_seeds(seed)
+        rng = np.random.default_rng(self.seeds["arrivals"])
+        arrivals = traffic.arrivals
+        self.trace: Workload | None = None
+        self.plan: RatePlan | None = None
+        if isinstance(arrivals, TraceArrivals):
+            trace = load_trace(arrivals.path, base_dir)
+            check_replay(trace, arrivals, str(resolve_path(arrivals.path, base_dir)))
+            self.trace = trace
+            self.replay = ReplayPlan(trace, arrivals, duration_s, rng)
+        elif duration_s > 0:
+            self.plan = rate_plan(arrivals, duration_s, rng)
+        self.lengths: dict[Column, LengthDistribution | None] = {}
+        fields: tuple[tuple[Column, LengthSpec | None], ...] = (
+            ("input", traffic.input_tokens),
+            ("output", traffic.output_tokens),
+        )
+        for column, spec in fields:
+            self.lengths[column] = (
+                None if spec is None
+                else length_distribution(spec, default_column=column, base_dir=base_dir)
+            )
+        self.n_windows = math.ceil(duration_s / WINDOW_S) if duration_s > 0 else 0
+        self._next_window = 0
+        self._buffer = Workload.empty()
+        self._taken_until = 0.0
+
+    def window(self, k: int) -> Workload:
+        """The requests of window ``k``."""
+        a, b = k * WINDOW_S, min((k + 1) * WINDOW_S, self.duration)
+        rng = np.random.default_rng(_window_seed(self.seeds["arrivals"], k))
+        recorded: dict[Column, np.ndarray] = {}
+        if self.trace is not None:
+            times, rows = self.replay.window(a, b, rng)
+            recorded = {c: token_column(self.trace, c)[rows] for c in ("input", "output")}
+        elif self.plan is not None:
+            times = sample_poisson(restrict(self.plan, a, b), rng)
+        else:
+            times = np.empty(0)
+        tokens: dict[Column, np.ndarray] = {}
+        for column, dist in self.lengths.items():
+            if dist is None:
+                tokens[column] = recorded[column]
+            else:
+                stream = np.random.default_rng(_window_seed(self.seeds[f"{column}_tokens"], k))
+                tokens[column] = dist.sample(stream, times.size)
+        return Workload(times, tokens["input"], tokens["output"])
+
+    def take(self, t0: float, t1: float) -> Workload:
+        """Requests arriving in ``[t0, t1)``; ``t0`` is where the previous call ended."""
+        if t0 != self._taken_until:
+            raise ValueError(f"take({t0}, ...) after taking up to {self._taken_until}")
+        parts = [self._buffer]
+        while self._next_window < self.n_windows and self._next_window * WINDOW_S < t1:
+            parts.append(self.window(self._next_window))
+            self._next_window += 1
+        joined = _concat(parts)
+        cut = int(np.searchsorted(joined.arrival_s, t1, side="left"))
+        self._buffer = _slice(joined, cut, len(joined))
+        self._taken_until = t1
+        return _slice(joined, 0, cut)
+
+
+def _concat(parts: list[Workload]) -> Workload:
+    parts = [p for p in parts if len(p)]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return Workload.empty()
+    return Workload(
+        np.concatenate([p.arrival_s for p in parts]),
+        np.concatenate([p.input_tokens for p in parts]),
+        np.concatenate([p.output_tokens for p in parts]),
+    )
+
+
+def _slice(w: Workload, a: int, b: int) -> Workload:
+    return Workload(w.arrival_s[a:b], w.input_tokens[a:b], w.output_tokens[a:b])
+
+
 def generate(
     traffic: TrafficSpec,
     duration_s: float,
@@ -42,42 +163,13 @@ def generate(
 
     Arrival times, input lengths and output lengths come from three
     independent streams (:func:`child_seeds`), so changing one distribution
-    leaves the others' draws alone.  Trace paths are resolved against
-    ``base_dir`` (the scenario file's folder).  Bad trace files raise
-    :class:`~sim.errors.InputError`.
+    leaves the others' draws alone; each is split into hourly windows
+    (:class:`WorkloadStream`, which the engine reads window by window).
+    Trace paths are resolved against ``base_dir`` (the scenario file's
+    folder).  Bad trace files raise :class:`~sim.errors.InputError`.
     """
-    if not math.isfinite(duration_s) or duration_s < 0:
-        raise ValueError(f"duration_s must be finite and >= 0, got {duration_s!r}")
-    seeds = child_seeds(seed)
-    rng = np.random.default_rng(seeds["arrivals"])
-    arrivals = traffic.arrivals
-    recorded: dict[Column, np.ndarray] = {}
-    if isinstance(arrivals, TraceArrivals):
-        trace = load_trace(arrivals.path, base_dir)
-        check_replay(trace, arrivals, str(resolve_path(arrivals.path, base_dir)))
-        if duration_s > 0:
-            times, rows = replay(trace, arrivals, duration_s, rng)
-        else:
-            times, rows = np.empty(0), np.empty(0, np.int64)
-        recorded = {c: token_column(trace, c)[rows] for c in ("input", "output")}
-    elif duration_s > 0:
-        times = sample_poisson(rate_plan(arrivals, duration_s, rng), rng)
-    else:
-        times = np.empty(0)
-
-    tokens: dict[Column, np.ndarray] = {}
-    fields: tuple[tuple[Column, LengthSpec | None], ...] = (
-        ("input", traffic.input_tokens),
-        ("output", traffic.output_tokens),
-    )
-    for column, spec in fields:
-        if spec is None:
-            tokens[column] = recorded[column]
-        else:
-            dist = length_distribution(spec, default_column=column, base_dir=base_dir)
-            stream = np.random.default_rng(seeds[f"{column}_tokens"])
-            tokens[column] = dist.sample(stream, times.size)
-    return Workload(times, tokens["input"], tokens["output"])
+    stream = WorkloadStream(traffic, duration_s, seed, base_dir)
+    return stream.take(0.0, math.inf)
 
 
 def validate_traffic(traffic: TrafficSpec, base_dir: Path | None = None) -> None:

@@ -1,0 +1,223 @@
+"""Streaming tally monitors: request counts and latency percentiles in bounded memory.
+
+A long run does not keep one row per request (unless asked to): the engine
+hands each batch of finished requests to :class:`RequestStats`, which keeps
+integer counters and one quantile sketch per latency metric.  Sketches are
+DDSketch (Masson, Rim & Lee, VLDB 2019; the ``ddsketch`` package): values are
+counted in logarithmic buckets ``(γ^(k−1), γ^k]`` with ``γ = (1 + α)/(1 − α)``,
+so any quantile is returned within a relative error ``α`` of an order
+statistic at its rank, and two sketches merge by adding their bucket counts.
+
+Every quantity here is an integer count, so the statistics of a run do not
+depend on how its requests were batched, nor on the order of batches: the
+engine may harvest finished requests every hour or once at the end and the
+summary is the same, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
+from numpy.typing import NDArray
+
+# α: half the issue's 1 % bound, so the sketch's own error leaves room for the
+# gap between neighbouring order statistics at high percentiles.
+RELATIVE_ACCURACY = 0.005
+
+_LN2 = math.log(2.0)
+OK = 1  # sim.engine.kernel.OK (kept here so metrics do not import the engine)
+
+
+class Sketch:
+    """A DDSketch fed whole arrays at a time.
+
+    ``ddsketch.DDSketch.add`` takes one value per Python call; here the
+    bucket keys of an array are computed with numpy by the sketch's own
+    logarithmic mapping (``LogarithmicMapping.key``: ``ceil(log2(v) · m) + offset``
+    with ``m = ln 2 / ln γ``, ``log2(v)`` computed as ``ln(v) / ln 2`` as
+    ``math.log(v, 2)`` does) and each distinct
+    key is added once with its count, so millions of values cost a few
+    vectorised passes.  Values ``<= 0`` go to the sketch's zero bucket.
+    """
+
+    def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY):
+        self.dd = DDSketch(relative_accuracy)
+        mapping = self.dd._mapping
+        if not isinstance(mapping, LogarithmicMapping):
+            raise TypeError(f"expected ddsketch's LogarithmicMapping, got {type(mapping)}")
+        self._multiplier = float(mapping._multiplier)
+        self._offset = float(mapping._offset)
+        self._min_possible = float(mapping.min_possible)
+
+    @property
+    def count(self) -> int:
+        return int(self.dd.count)
+
+    def add(self, values: NDArray[np.float64]) -> None:
+        """Count every finite value of ``values``."""
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return
+        positive = v > self._min_possible
+        zeros = int(v.size - positive.sum())
+        pos = v[positive]
+        dd = self.dd
+        if pos.size:
+            log2 = np.log(pos) / _LN2
+            keys = (np.ceil(log2 * self._multiplier) + self._offset).astype(np.int64)
+            uniq, counts = np.unique(keys, return_counts=True)
+            store = dd._store
+            for key, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+                store.add(key, float(n))
+            dd._min = min(dd._min, float(pos.min()))
+            dd._max = max(dd._max, float(pos.max()))
+        dd._zero_count += zeros
+        if zeros:
+            dd._min = min(dd._min, 0.0)
+            dd._max = max(dd._max, 0.0)
+        dd._count += float(v.size)
+
+    def merge(self, other: Sketch) -> None:
+        self.dd.merge(other.dd)
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q``-quantile (``0 <= q <= 1``); None if the sketch is empty."""
+        if self.dd.count == 0:
+            return None
+        # exact at the ends: the sketch keeps its minimum and maximum
+        if q <= 0.0:
+            return float(self.dd._min)
+        if q >= 1.0:
+            return float(self.dd._max)
+        value = self.dd.get_quantile_value(q)
+        return None if value is None else float(min(max(value, self.dd._min), self.dd._max))
+
+
+@dataclass
+class Finished:
+    """A batch of finished requests, as aligned columns (one entry per request)."""
+
+    dep: NDArray[np.int64]
+    arrival: NDArray[np.float64]
+    attempt_t: NDArray[np.float64]
+    start_t: NDArray[np.float64]
+    first_t: NDArray[np.float64]
+    finish_t: NDArray[np.float64]
+    status: NDArray[np.int64]
+    attempts: NDArray[np.int64]
+    inp: NDArray[np.int64]
+    out: NDArray[np.int64]
+    replica: NDArray[np.int64]
+    index: NDArray[np.int64]  # position in the run's arrival order
+
+    def __len__(self) -> int:
+        return int(self.dep.shape[0])
+
+    def select(self, mask: NDArray[np.bool_]) -> Finished:
+        return Finished(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
+
+    @staticmethod
+    def concat(parts: list[Finished]) -> Finished:
+        """One batch of ``parts``, in arrival order (by ``index``)."""
+        names = list(Finished.__dataclass_fields__)
+        if not parts:
+            empty: dict[str, Any] = {
+                n: np.empty(0, np.float64 if n in _FLOAT_FIELDS else np.int64) for n in names
+            }
+            return Finished(**empty)
+        joined = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
+        order = np.argsort(joined["index"], kind="stable")
+        return Finished(**{n: a[order] for n, a in joined.items()})
+
+    def latencies(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """``(ttft_s, tpot_s, e2e_s)`` per request (docs/metrics.md); tpot NaN for 1 token."""
+        ttft = self.first_t - self.attempt_t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tpot = np.where(self.out > 1, (self.finish_t - self.first_t) / (self.out - 1), np.nan)
+        e2e = self.finish_t - self.arrival
+        return ttft, tpot, e2e
+
+
+_FLOAT_FIELDS = {"arrival", "attempt_t", "start_t", "first_t", "finish_t"}
+
+PERCENTILES = (
+    ("ttft_p50_s", "ttft", 50), ("ttft_p90_s", "ttft", 90), ("ttft_p99_s", "ttft", 99),
+    ("tpot_p50_s", "tpot", 50), ("tpot_p99_s", "tpot", 99),
+    ("e2e_p50_s", "e2e", 50), ("e2e_p99_s", "e2e", 99),
+)
+
+
+@dataclass
+class RequestStats:
+    """Tally monitors of one group of requests (a deployment, or all of them).
+
+    Counts follow ``docs/metrics.md``: latency sketches hold ``ok`` requests
+    that arrived at or after ``warmup_s``; ``slo_good`` counts those within
+    every objective of ``slo`` (keys ``ttft_p99``, ``tpot_p99``, ``e2e_p99``).
+    """
+
+    warmup_s: float = 0.0
+    slo: dict[str, float | None] = field(default_factory=dict)
+    requests: int = 0
+    ok: int = 0
+    retries: int = 0
+    measured: int = 0
+    slo_good: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ok_input_tokens: int = 0
+    ok_output_tokens: int = 0
+    ttft: Sketch = field(default_factory=Sketch)
+    tpot: Sketch = field(default_factory=Sketch)
+    e2e: Sketch = field(default_factory=Sketch)
+
+    def add(self, batch: Finished) -> None:
+        ok = batch.status == OK
+        measured = batch.arrival >= self.warmup_s
+        self.requests += len(batch)
+        self.ok += int(ok.sum())
+        self.retries += int(np.clip(batch.attempts - 1, 0, None).sum())
+        self.measured += int(measured.sum())
+        self.input_tokens += int(batch.inp.sum())
+        self.output_tokens += int(batch.out.sum())
+        self.ok_input_tokens += int(batch.inp[ok].sum())
+        self.ok_output_tokens += int(batch.out[ok].sum())
+        sel = ok & measured
+        ttft, tpot, e2e = (x[sel] for x in batch.latencies())
+        good = np.ones(len(ttft), dtype=bool)
+        for key, values in (("ttft_p99", ttft), ("tpot_p99", tpot), ("e2e_p99", e2e)):
+            limit = self.slo.get(key)
+            if limit is not None:
+                good &= np.isnan(values) | (values <= limit)
+        self.slo_good += int(good.sum())
+        self.ttft.add(ttft)
+        self.tpot.add(tpot)
+        self.e2e.add(e2e)
+
+    def merge(self, other: RequestStats) -> None:
+        for name in ("requests", "ok", "retries", "measured", "slo_good", "input_tokens",
+                     "output_tokens", "ok_input_tokens", "ok_output_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.ttft.merge(other.ttft)
+        self.tpot.merge(other.tpot)
+        self.e2e.merge(other.e2e)
+
+    def kpis(self) -> dict[str, Any]:
+        """The summary's request keys, percentiles from the sketches."""
+        sketches = {"ttft": self.ttft, "tpot": self.tpot, "e2e": self.e2e}
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "ok": self.ok,
+            "failed": self.requests - self.ok,
+            "retries": self.retries,
+        }
+        for key, metric, p in PERCENTILES:
+            out[key] = sketches[metric].quantile(p / 100.0)
+        out["slo_attainment"] = self.slo_good / self.measured if self.measured else None
+        return out
