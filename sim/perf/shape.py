@@ -202,6 +202,47 @@ class Shape:
         m, m1, c, c1 = self.step_terms(batch)
         return max(m + kv_tokens * m1, c + kv_tokens * c1)
 
+    def iteration_time(
+        self,
+        decode_batch: int,
+        decode_kv_tokens: float,
+        prefill_tokens: int,
+        prefill_kv_tokens: float = 0.0,
+    ) -> float:
+        """Seconds of one continuous-batching iteration (one forward pass).
+
+        The iteration carries ``decode_batch`` running requests, one new
+        token each, whose contexts hold ``decode_kv_tokens`` tokens in all
+        (prompt + tokens generated so far), and ``prefill_tokens`` prompt
+        tokens of prefill chunks.  ``prefill_kv_tokens`` is Σ over the
+        iteration's chunks of (chunk tokens × tokens of that prompt already
+        in cache before the chunk): the attention of a chunk to its prompt's
+        earlier part.  Attention inside a chunk is charged as if the
+        iteration's prefill tokens were one causal chunk.
+
+        Preconditions: every argument ≥ 0.  Postcondition: the result is
+        > 0 whenever the iteration carries any token — every pass reads the
+        weights at least once and pays the per-iteration overhead.
+        """
+        if decode_batch <= 0 and prefill_tokens <= 0:
+            return 0.0
+        decode = self.decode_step_time(decode_batch, decode_kv_tokens) if decode_batch > 0 else 0.0
+        if prefill_tokens <= 0:
+            return decode
+        chunk = float(prefill_tokens)
+        if self.curve is not None and self.curve.prefill_tokens_per_s is not None:
+            compute = chunk / self.curve.prefill_tokens_per_s
+        else:
+            roof = self._roofline
+            flops = chunk * float(roof.prefill_flops_per_token(chunk))
+            flops += prefill_kv_tokens * roof.attn_flops_per_kv_token
+            compute = flops / roof.flops
+        if decode_batch > 0:
+            return decode + compute  # the decode step already read the weights
+        roof = self._roofline
+        memory = roof.weights_read(chunk) / roof.bandwidth
+        return roof.combine(memory, compute) + self.params.step_overhead_s
+
     # --- closed-loop throughput ----------------------------------------------
 
     def concurrency_limit(self, input_tokens: float, output_tokens: float) -> int:

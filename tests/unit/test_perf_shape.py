@@ -215,3 +215,20 @@ def test_step_time_increases_with_batch_and_cache(key, b, kv):
     s = _shape(key)
     assert s.decode_step_time(b + 1, kv) >= s.decode_step_time(b, kv) > 0
     assert s.decode_step_time(b, kv + 1000) > s.decode_step_time(b, kv)
+
+
+def test_iteration_time_contract() -> None:
+    """iteration_time: 0 for an empty pass, the weight-read floor, monotone in every argument."""
+    from sim.perf import Shape
+
+    s = Shape(model="llama-v3p1-8b-instruct", accelerator="H100_80GB", count=1, precision="FP8")
+    floor = s.weight_bytes / s._roofline.bandwidth
+    assert s.iteration_time(0, 0, 0) == 0.0
+    assert s.iteration_time(0, 0, 2) >= floor
+    assert s.iteration_time(1, 10, 0) >= floor
+    assert s.iteration_time(4, 4000, 0) == s.decode_step_time(4, 4000)
+    base = (8, 8000.0, 512, 0.0)
+    for i in range(4):
+        bigger = list(base)
+        bigger[i] = bigger[i] * 2 + 100
+        assert s.iteration_time(*bigger) > s.iteration_time(*base)
