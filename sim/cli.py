@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one scenario and write its results")
     r.add_argument("scenario", help="scenario YAML file")
-    r.add_argument("--out", help="results directory (default: results/<scenario name>)")
+    r.add_argument("--out", help="results directory (default: results/<scenario name>); "
+                                 "a new folder, or one capsim wrote, which it replaces")
+    r.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
     r.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
@@ -71,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--grid", type=int, default=7, help="rates simulated before bisection")
     e.add_argument("--out", help="folder for breakeven.png and breakeven.csv "
                                  "(default: results/<scenario name>-breakeven)")
+    e.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
 
     from sim.compare.command import add_parser as add_compare_parser
     from sim.sweep.commands import add_parsers as add_sweep_parsers
@@ -113,28 +118,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import sim
+    from sim.io import output_dir, write_run
     from sim.report.console import print_summary
-    from sim.report.writer import write_results
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
     loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
-    if show_progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    with output_dir(out, kind="run", force=args.force) as tmp:
+        if show_progress:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
-                             keep_requests=not args.no_requests)
-    else:
-        result = sim.run(loaded, keep_requests=not args.no_requests)
-    write_results(result, out)
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
+                result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
+                                 keep_requests=not args.no_requests)
+        else:
+            result = sim.run(loaded, keep_requests=not args.no_requests)
+        write_run(result, tmp)
     print_summary(result)
     print(f"results written to {out}/")
     return 0
@@ -143,13 +149,14 @@ def _run(args: argparse.Namespace) -> int:
 def _breakeven(args: argparse.Namespace) -> int:
     import sim
     from sim.analysis import breakeven
+    from sim.io import check_target, write_files
     from sim.report.console import print_table
-    from sim.report.writer import write_files
 
     if not (0 < args.low < args.high) or args.grid < 2:
         raise InputError("need 0 < --low < --high and --grid ≥ 2")
     loaded = sim.load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
+    check_target(out, force=args.force)  # before the simulations, not after
     try:
         result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
                            grid=args.grid,
@@ -163,7 +170,7 @@ def _breakeven(args: argparse.Namespace) -> int:
 
     plot = Plot.of("breakeven.png", "break-even", "", result.plot())
     write_files(out, {"breakeven.csv": table.to_csv(index=False).encode(),
-                      "breakeven.png": plot.png})
+                      "breakeven.png": plot.png}, kind="breakeven", force=args.force)
     if result.rps is None:
         print(f"no break-even between {table['rps'].min():.3g} and {table['rps'].max():.3g} req/s")
     else:
