@@ -73,10 +73,12 @@ def _parser() -> argparse.ArgumentParser:
                                  "(default: results/<scenario name>-breakeven)")
 
     from sim.compare.command import add_parser as add_compare_parser
+    from sim.plan.command import add_parser as add_plan_parser
     from sim.sweep.commands import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
+    add_plan_parser(sub)  # plan
     return p
 
 
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _catalog(args)
         if args.command == "breakeven":
             return _breakeven(args)
-        if args.command in ("sweep", "baseline", "compare"):
+        if args.command in ("sweep", "baseline", "compare", "plan"):
             return int(args.handler(args))
         if args.command == "bench" and args.scale:
             from sim.bench_scale import main as scale_bench
