@@ -62,15 +62,20 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "breakeven",
-        help="request rate where on-demand GPUs cost what serverless does per token",
+        help="every range of request rates where on-demand GPUs cost less per served token "
+             "than serverless, while meeting the SLO",
     )
     e.add_argument("scenario", help="scenario YAML; its deployment's traffic is scaled")
     e.add_argument("--deployment", help="which deployment (default: the first)")
     e.add_argument("--low", type=float, default=1 / 16, help="smallest rate factor (1/16)")
     e.add_argument("--high", type=float, default=16.0, help="largest rate factor (16)")
     e.add_argument("--grid", type=int, default=7, help="rates simulated before bisection")
-    e.add_argument("--out", help="folder for breakeven.png and breakeven.csv "
+    e.add_argument("--out", help="folder for breakeven.json, breakeven.csv and breakeven.png "
                                  "(default: results/<scenario name>-breakeven)")
+    e.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key, as for capsim run",
+    )
 
     from sim.compare.command import add_parser as add_compare_parser
     from sim.plan.command import add_parser as add_plan_parser
@@ -137,20 +142,29 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = sim.run(loaded, keep_requests=not args.no_requests)
     write_results(result, out)
+    from sim.report.format import service_warnings
+
+    for line in service_warnings(result.summary):
+        print(f"warning: {line}")
     print_summary(result)
     print(f"results written to {out}/")
     return 0
 
 
 def _breakeven(args: argparse.Namespace) -> int:
+    import json
+
     import sim
     from sim.analysis import breakeven
     from sim.report.console import print_table
+    from sim.report.html import Plot
     from sim.report.writer import write_files
+    from sim.scenario.loader import parse_override
 
     if not (0 < args.low < args.high) or args.grid < 2:
         raise InputError("need 0 < --low < --high and --grid ≥ 2")
-    loaded = sim.load_scenario(args.scenario)
+    overrides = dict(parse_override(item) for item in args.overrides)
+    loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
     try:
         result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
@@ -159,18 +173,28 @@ def _breakeven(args: argparse.Namespace) -> int:
     except InputError as err:
         raise err.with_file(args.scenario) from None
     table = result.points[["rps", "on_demand_per_million", "serverless_per_million",
-                           "cost_usd", "serverless_cost_usd", "ok_fraction"]]
-    print_table(table, title=f"{result.deployment}: USD per 1M tokens by request rate")
-    from sim.report.html import Plot
-
+                           "cost_usd", "serverless_cost_usd", "ok_fraction", "meets_slo",
+                           "cheaper"]]
+    print_table(table, title=f"{result.deployment}: USD per 1M served tokens by request rate")
     plot = Plot.of("breakeven.png", "break-even", "", result.plot())
-    write_files(out, {"breakeven.csv": table.to_csv(index=False).encode(),
-                      "breakeven.png": plot.png})
-    if result.rps is None:
-        print(f"no break-even between {table['rps'].min():.3g} and {table['rps'].max():.3g} req/s")
+    write_files(out, {
+        "breakeven.csv": result.points.to_csv(index=False).encode(),
+        "breakeven.json": (json.dumps(result.document(), indent=2) + "\n").encode(),
+        "breakeven.png": plot.png,
+    })
+    lo, hi = float(table["rps"].min()), float(table["rps"].max())
+    missed = table[~table["meets_slo"].astype(bool)]
+    if len(missed):
+        print(f"dedicated misses the SLO at {len(missed)} of {len(table)} rates "
+              f"({', '.join(f'{r:.3g}' for r in missed['rps'])} req/s): left out")
+    if not result.cheaper_intervals:
+        print(f"dedicated is cheaper per served token at no rate between {lo:.3g} and "
+              f"{hi:.3g} req/s where it meets the SLO")
     else:
-        print(f"break-even: on-demand is cheaper per token above ≈ {result.rps:.3g} req/s")
-    print(f"plot and table written to {out}/")
+        ranges = ", ".join(f"{a:.3g}–{b:.3g}" for a, b in result.cheaper_intervals)
+        print(f"dedicated is cheaper per served token, and meets the SLO, at {ranges} req/s "
+              f"(rates simulated: {lo:.3g} to {hi:.3g})")
+    print(f"plot, table and breakeven.json written to {out}/")
     return 0
 
 
