@@ -109,10 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(handler=_breakeven)
 
     from sim.compare.command import add_parser as add_compare_parser
+    from sim.plan.command import add_parser as add_plan_parser
     from sim.sweep.commands import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
+    add_plan_parser(sub)  # plan
     return p
 
 
