@@ -16,8 +16,10 @@ replica range)::
 
     sweep:
       deployments[0].shape:
-        minimal: {deployments[0].autoscaler.replicas: [3, 4]}
-        fast: {deployments[0].autoscaler.replicas: [1, 2]}
+        minimal:
+          deployments[0].autoscaler.replicas: [3, 4]
+        fast:
+          deployments[0].autoscaler.replicas: [1, 2]
       zip:
         deployments[0].traffic.arrivals.rps: [20, 40]
         deployments[0].max_replicas: [4, 8]
