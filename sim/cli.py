@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
+    from sim.perf.loadtest import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)  # calibrate
     return p
 
 
@@ -91,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _catalog(args)
         if args.command == "breakeven":
             return _breakeven(args)
-        if args.command in ("sweep", "baseline", "compare"):
+        if args.command in ("sweep", "baseline", "compare", "calibrate"):
             return int(args.handler(args))
         if args.command == "bench" and args.scale:
             from sim.bench_scale import main as scale_bench
