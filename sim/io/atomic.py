@@ -43,7 +43,8 @@ LEGACY_FILES = frozenset({
     "allocation.parquet", "report.html", "timeline.png", "gpu_allocation.png",
     "ttft_cdf.png", "tpot_cdf.png", "e2e_cdf.png", "cost_breakdown.png",
     "breakeven.csv", "breakeven.png", "sweep.json", "summary.parquet", "summary.csv",
-    "failures.json", "cost_vs_ttft.png",
+    "failures.json", "cost_vs_ttft.png", "breakeven.json", "plan.json", "best.yaml",
+    "pareto.png",
 })
 
 
