@@ -30,7 +30,7 @@ class TrafficFingerprint:
         for h, column, dtype in zip(self._cols, (arrival_s, input_tokens, output_tokens),
                                     ("<f8", "<i8", "<i8"), strict=True):
             h.update(np.ascontiguousarray(column, dtype=dtype).tobytes())
-        self.count += int(len(arrival_s))
+        self.count += len(arrival_s)
 
     def hexdigest(self) -> str:
         h = hashlib.blake2b(digest_size=16)

@@ -137,7 +137,7 @@ def test_runs_whose_traffic_differs_are_not_paired(base, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(base, old)
     _edit_summaries(old, lambda d: d.pop("traffic_fingerprint"))
-    with pytest.raises(InputError, match="BASE .* has no traffic fingerprint"):
+    with pytest.raises(InputError, match=r"BASE .* has no traffic fingerprint"):
         compare(old, base)
 
 
