@@ -236,6 +236,11 @@ def _run(args: argparse.Namespace) -> int:
     loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
+    from sim.workload.generate import traffic_warnings
+
+    for dep in loaded.spec.deployments:
+        for line in traffic_warnings(dep.traffic, loaded.spec.duration, loaded.base_dir):
+            print(f"capsim: warning: {line}", file=sys.stderr)
     with output_dir(out, kind="run", force=args.force) as tmp:
         if show_progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -314,8 +319,13 @@ def _validate(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     if path.suffix in (".csv", ".jsonl"):
-        work = read_trace(path)
-        print(f"{path}: valid trace, {len(work)} requests")
+        from sim.workload.traces import trace_stats, unit_warning
+
+        stats = trace_stats(read_trace(path))
+        print(f"{path}: valid trace, {stats.line()}")
+        unit = unit_warning(stats, path)
+        if unit is not None:
+            print(f"capsim: warning: {path}: {unit}", file=sys.stderr)
         return 0
     from sim.sweep import is_sweep_file, load_sweep
 
