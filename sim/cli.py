@@ -228,8 +228,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import sim
-    from sim.io import output_dir, write_run
-    from sim.report.console import print_summary
+    from sim.io import RequestsFile, output_dir, write_run
+    from sim.report.console import print_summary, run_progress
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
@@ -241,21 +241,12 @@ def _run(args: argparse.Namespace) -> int:
     for dep in loaded.spec.deployments:
         for line in traffic_warnings(dep.traffic, loaded.spec.duration, loaded.base_dir):
             print(f"capsim: warning: {line}", file=sys.stderr)
-    with output_dir(out, kind="run", force=args.force) as tmp:
-        if show_progress:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            with Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(),
-                TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-                result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
-                                 keep_requests=not args.no_requests)
-        else:
-            result = sim.run(loaded, keep_requests=not args.no_requests)
-        write_run(result, tmp)
+    with output_dir(out, kind="run", force=args.force) as tmp, \
+            run_progress(loaded.spec.name, loaded.spec.duration, show_progress) as (on_t, phase):
+        # the request table goes to disk a window at a time: memory stays flat
+        sink = None if args.no_requests else RequestsFile(tmp / "requests.parquet")
+        result = sim.run(loaded, progress=on_t, keep_requests=False, requests_sink=sink)
+        write_run(result, tmp, phase=phase)
     from sim.report.format import service_warnings
 
     for line in service_warnings(result.summary):

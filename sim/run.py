@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,15 +43,37 @@ class _Tally:
     """Receives the engine's finished requests: streaming statistics, and the rows if kept."""
 
     def __init__(self, n_deployments: int, warmup_s: float, slo: dict[str, float | None],
-                 keep_requests: bool):
+                 keep_requests: bool, sink: RequestSink | None = None):
         self.stats = [RequestStats(warmup_s, slo) for _ in range(n_deployments)]
         self.parts: list[Finished] | None = [] if keep_requests else None
+        self.sink = sink
+        self.sim: Simulation | None = None
 
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
             stats.add(batch.select(batch.dep == d))
         if self.parts is not None:
             self.parts.append(batch)
+        if self.sink is not None and self.sim is not None:
+            ordered = Finished.concat([batch])  # arrival order within the window
+            self.sink.write(_requests_table(ordered, self.sim), ordered.index)
+
+
+class RequestSink(Protocol):
+    """Where :func:`run` streams the request table, a window at a time
+    (:class:`sim.io.RequestsFile` writes it to Parquet)."""
+
+    def write(self, table: pd.DataFrame, index: np.ndarray) -> None:
+        """One window's finished requests; ``index``: their arrival order in the run."""
+
+    def close(self) -> None:
+        """No more requests."""
+
+    def sample(self) -> pd.DataFrame:
+        """A uniform sample of the rows written, for plots."""
+
+    def exact_percentiles(self, deployment: str | None, warmup_s: float) -> dict[str, Any]:
+        """The summary's latency percentiles of one deployment (None: all), exact."""
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -71,6 +93,7 @@ def run(
     progress: Callable[[float], None] | None = None,
     keep_requests: bool = True,
     chunk_s: float | None = CHUNK_S,
+    requests_sink: RequestSink | None = None,
 ) -> Result:
     """Simulate ``scenario`` (a path, a mapping, or a loaded scenario).
 
@@ -81,6 +104,11 @@ def run(
     relative of an order statistic at the percentile's rank) instead of
     being exact.  ``chunk_s`` is the engine's window of arrivals (``None``:
     all at once); it changes memory use, never results.
+    ``requests_sink`` (e.g. :class:`sim.io.RequestsFile`) receives the request
+    table a window at a time instead (``keep_requests`` is then ignored):
+    ``Result.requests`` is empty, ``Result.requests_sample`` holds a uniform
+    sample for plots, and the summary's percentiles are still exact, read
+    back from the sink.
     """
     loaded = _loaded(scenario, overrides)
     spec = loaded.spec
@@ -147,7 +175,8 @@ def run(
         fault_rng=stream(spec.seed, "faults", "replicas"),
     )
     clients = spec.clients
-    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(), keep_requests)
+    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(),
+                   keep_requests and requests_sink is None, requests_sink)
     sim = Simulation(
         plans,
         horizon_s=spec.duration,
@@ -163,14 +192,26 @@ def run(
         chunk_s=chunk_s,
         on_finished=tally,
     )
+    tally.sim = sim
     _schedule_events(sim, control, spec)
     sim.run(progress)
     finished = Finished.concat(tally.parts) if tally.parts is not None else None
     tally.parts = None
     requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
+    exact: Callable[[int | None], dict[str, Any]] | None = None
+    if finished is not None:
+        done = finished
+        exact = lambda d: exact_percentiles(  # noqa: E731
+            done if d is None else done.select(done.dep == d), spec.warmup)
+    elif requests_sink is not None:
+        sink = requests_sink
+        sink.write(requests, np.empty(0, np.int64))  # the columns, should no request finish
+        sink.close()
+        exact = lambda d: sink.exact_percentiles(  # noqa: E731
+            None if d is None else sim.names[d], spec.warmup)
     timeline = _timeline_table(sim)
     billing = _billing_table(sim, control, loaded, shapes)
-    summary = _summary(sim, control, loaded, tally.stats, finished, billing)
+    summary = _summary(sim, control, loaded, tally.stats, exact, billing)
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
     # what was simulated, so that results are paired only on the same requests
@@ -180,7 +221,8 @@ def run(
     }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
-    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
+    sample = requests_sink.sample() if requests_sink is not None else None
+    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation, sample)
 
 
 def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> None:
@@ -312,10 +354,11 @@ def _summary(
     control: ControlPlane,
     loaded: LoadedScenario,
     stats: list[RequestStats],
-    finished: Finished | None,
+    exact: Callable[[int | None], dict[str, Any]] | None,
     billing: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The summary; latency percentiles exact when ``finished`` (every request) is given."""
+    """The summary; latency percentiles exact when ``exact`` (deployment index, or None
+    for all, → percentiles over every request) is given, else from the sketches."""
     spec = loaded.spec
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
@@ -324,8 +367,8 @@ def _summary(
         name = dep_spec.name
         bill_lines = billing[billing["deployment"] == name]
         kpis = stats[d].kpis()
-        if finished is not None:
-            kpis.update(exact_percentiles(finished.select(finished.dep == d), spec.warmup))
+        if exact is not None:
+            kpis.update(exact(d))
         ready_area = float(sim.ready_area[d])
         busy = sim.busy_time(d, end)
         cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
@@ -354,8 +397,8 @@ def _summary(
     for one in stats:
         all_stats.merge(one)
     total = all_stats.kpis()
-    if finished is not None:
-        total.update(exact_percentiles(finished, spec.warmup))
+    if exact is not None:
+        total.update(exact(None))
     sums = ("http_503", "http_429", "gpu_seconds", "cold_starts", "mean_ready_replicas",
             "pending_replica_seconds")
     for key in sums:
@@ -382,7 +425,7 @@ def _summary(
         "simulated_s": end,
         "wall_s": 0.0,
         "capsim_version": __version__,
-        "latency_percentiles": "exact" if finished is not None else "sketch",
+        "latency_percentiles": "exact" if exact is not None else "sketch",
         "total": {key: total[key] for key in KPI_KEYS}
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),
