@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", action="store_true",
                    help="instead: wall time, peak memory and requests per second of "
                         "scenarios/bench/week.yaml over 1 hour, 1 day and 1 week")
+    b.add_argument("--scenario", metavar="FILE",
+                   help="with --scale: the scenario to measure (default: "
+                        "scenarios/bench/week.yaml, from the current folder)")
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
     b.set_defaults(handler=_bench)
@@ -216,7 +219,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.scale:
         from sim.bench_scale import main as scale_bench
 
-        return scale_bench()
+        return scale_bench(scenario=args.scenario)
     if args.sweep:
         from sim.sweep.bench import main as sweep_bench
 
