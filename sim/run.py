@@ -88,6 +88,7 @@ def run(
     shapes: list[Shape] = []
     plans: list[DeploymentPlan] = []
     controls: list[DeploymentControlPlan] = []
+    works: list[WorkloadStream] = []
     for dep in spec.deployments:
         shape = build_shape(
             dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
@@ -99,6 +100,7 @@ def run(
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        works.append(work)
         empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
@@ -175,6 +177,11 @@ def run(
     summary = _summary(sim, control, loaded, tally.stats, finished, billing)
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
+    # what was simulated, so that results are paired only on the same requests
+    summary["traffic_fingerprint"] = {
+        dep.name: work.fingerprint.hexdigest() for dep, work in zip(spec.deployments, works,
+                                                                   strict=True)
+    }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
     return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
