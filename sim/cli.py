@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
     add_plan_parser(sub)  # plan
+    from sim.perf.loadtest import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)  # calibrate
     return p
 
 
