@@ -236,7 +236,13 @@ def _run(args: argparse.Namespace) -> int:
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
-    loaded = sim.load_scenario(args.scenario, overrides)
+    try:
+        loaded = sim.load_scenario(args.scenario, overrides)
+    except InputError as err:
+        if err.where == "plan" and "unknown key" in err.reason:
+            err.reason = "a plan: section is for capsim plan (capsim run takes the scenario " \
+                         "without it: see the plan's best.yaml)"
+        raise
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
     from sim.workload.generate import traffic_warnings
@@ -327,6 +333,19 @@ def _validate(args: argparse.Namespace) -> int:
         plan = load_sweep(path)
         print(f"{path}: valid sweep '{plan.name}': {len(plan.points)} points × "
               f"{len(plan.seeds)} seeds = {len(plan.runs)} runs")
+        return 0
+    from sim.plan.search import is_plan_document, load_plan
+    from sim.scenario.loader import read_document
+
+    if is_plan_document(read_document(path)):
+        _, spec, loaded, _, _ = load_plan(path)
+        shapes = len(spec.shapes) if spec.shapes else 1
+        regions = len(spec.regions) if spec.regions else 1
+        families = shapes * regions * len(spec.candidates())
+        print(f"{path}: valid plan '{loaded.spec.name}': {shapes} shape{'s' * (shapes != 1)} × "
+              f"{len(spec.candidates())} polic{'ies' if len(spec.candidates()) != 1 else 'y'} × "
+              f"{regions} region{'s' * (regions != 1)} = {families} families to search "
+              "(capsim plan)")
         return 0
     loaded = sim.load_scenario(path)
     n = len(loaded.spec.deployments)
