@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,8 +71,9 @@ class RequestSink(Protocol):
     def sample(self) -> pd.DataFrame:
         """A uniform sample of the rows written, for plots."""
 
-    def exact_percentiles(self, deployment: str | None, warmup_s: float) -> dict[str, Any]:
-        """The summary's latency percentiles of one deployment (None: all), exact."""
+    def exact_percentiles(self, deployments: Sequence[str],
+                          warmup_s: float) -> dict[str | None, dict[str, Any]]:
+        """The summary's latency percentiles per deployment and for all (None), exact."""
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -211,8 +212,8 @@ def run(
         sink = requests_sink
         sink.write(requests, np.empty(0, np.int64))  # the columns, should no request finish
         sink.close()
-        exact = lambda d: sink.exact_percentiles(  # noqa: E731
-            None if d is None else sim.names[d], spec.warmup)
+        read_back = sink.exact_percentiles(sim.names, spec.warmup)
+        exact = lambda d: read_back[None if d is None else sim.names[d]]  # noqa: E731
     timeline = _timeline_table(sim)
     billing = _billing_table(sim, control, loaded, shapes)
     summary = _summary(sim, control, loaded, tally.stats, exact, billing)
