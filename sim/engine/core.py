@@ -224,6 +224,7 @@ class Simulation:
             rt_req=np.zeros(1024, np.int64),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
             client=clients.as_array(), counters=np.zeros(K.N_COUNTERS, np.int64),
+            n503=empty_i,
         )
         self.state = state
         self._load_window(self._window_end(0.0))
@@ -299,6 +300,7 @@ class Simulation:
             setattr(s, name, joined(getattr(s, name), nan.copy()))
         s.status = joined(s.status, np.zeros(n_new, np.int64))
         s.attempts = joined(s.attempts, np.zeros(n_new, np.int64))
+        s.n503 = joined(s.n503, np.zeros(n_new, np.int64))
         s.replica = joined(s.replica, np.full(n_new, -1, np.int64))
         s.link = joined(renumber[s.link], np.full(n_new, -1, np.int64))
         self._index = np.concatenate(
@@ -335,6 +337,7 @@ class Simulation:
                 start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
                 status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
                 out=s.out[done], replica=s.replica[done], index=self._index[done],
+                n503=s.n503[done],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -434,17 +437,37 @@ class Simulation:
     def set_notify_cold(self, dep: int, on: bool) -> None:
         self.state.d_i[dep, K.DI_NOTIFY_COLD] = int(on)
 
+    def refusals(self, dep: int) -> dict[str, int]:
+        """Attempts of ``dep`` refused so far, by HTTP status (``http_503``, ``http_429``)."""
+        d_i = self.state.d_i
+        return {"http_503": int(d_i[dep, K.DI_503]), "http_429": int(d_i[dep, K.DI_429])}
+
     def last_attempt(self, dep: int) -> float:
         return float(self.state.d_f[dep, K.DF_LAST_ATTEMPT])
 
-    def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
-        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
+    def cumulative(self, dep: int, t: float) -> tuple[float, ...]:
+        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens,
+        first attempts)."""
         s = self.state
         inflight = self.queue_area(dep, t) + float(
             s.d_f[dep, K.DF_SERV_AREA] + s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
         )
         return (t, float(s.d_i[dep, K.DI_ATTEMPTS]), inflight,
-                float(s.d_i[dep, K.DI_TOKENS_IN]), float(s.d_i[dep, K.DI_TOKENS_OUT]))
+                float(s.d_i[dep, K.DI_TOKENS_IN]), float(s.d_i[dep, K.DI_TOKENS_OUT]),
+                float(s.d_i[dep, K.DI_ARRIVALS]))
+
+    def mean_sizes(self, dep: int) -> tuple[float, float] | None:
+        """(prompt, output) tokens per request served so far; None before the first finishes.
+
+        Prompt tokens count when a prefill ends and output tokens when a request
+        finishes, both over requests finished: requests still decoding make the
+        prompt mean slightly high early in a run.
+        """
+        s = self.state
+        done = int(s.d_i[dep, K.DI_COMPLETIONS])
+        if done == 0:
+            return None
+        return float(s.d_i[dep, K.DI_TOKENS_IN]) / done, float(s.d_i[dep, K.DI_TOKENS_OUT]) / done
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once: max_concurrency, or fewer of the sizes

@@ -132,6 +132,8 @@ class KernelState:
     uniforms: np.ndarray  # pre-drawn U(0,1) for full jitter
     client: np.ndarray  # f8 [max_retries, backoff_base, backoff_max, jitter(0/1)]
     counters: np.ndarray  # i8, see C_*
+    # requests (n), last so the kernel's signatures only grow at the end
+    n503: np.ndarray  # i8 attempts of the request answered 503
 
     def args(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, name) for name in _STATE_FIELDS)
@@ -309,7 +311,7 @@ def run_until(
     r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
-    uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray,
+    uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray, n503: np.ndarray,
 ) -> tuple[int, float]:
     """Process request events with time < ``t_limit``; return (reason, time reached)."""
     n_req = arrival.shape[0]
@@ -394,6 +396,7 @@ def run_until(
         if cold and d_i[d, DI_QUEUE_COLD] == 0:
             # no ready replica: 503 DEPLOYMENT_SCALING_UP, not queued
             d_i[d, DI_503] += 1
+            n503[q] += 1
             _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, attempts,
                            finish_t, status, rt_t, rt_seq, rt_req, counters)
             if d_i[d, DI_NOTIFY_COLD] == 1:
@@ -583,7 +586,7 @@ def fill_and_reschedule(r: int, t: float,
                         hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
                         ih_pos: np.ndarray, rt_t: np.ndarray, rt_seq: np.ndarray,
                         rt_req: np.ndarray, uniforms: np.ndarray, client: np.ndarray,
-                        counters: np.ndarray) -> None:
+                        counters: np.ndarray, n503: np.ndarray) -> None:
     """A replica has just become ready at ``t``: take queued requests, schedule."""
     d = r_i[r, RI_DEP]
     _advance(r, t, r_i, r_f)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.sweep import (
     LocalExecutor,
     SerialExecutor,
