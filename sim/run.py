@@ -88,7 +88,8 @@ def run(
     controls: list[DeploymentControlPlan] = []
     for dep in spec.deployments:
         shape = build_shape(
-            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
+            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
+            serving_engine=dep.serving_engine,
         )
         work = WorkloadStream(
             dep.traffic,

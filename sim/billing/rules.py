@@ -4,9 +4,7 @@
   catalog's on-demand price;
 * a deployment pinned to one datacenter pays ``region_premium`` × that price;
 * reserved GPUs cost ``reserved_gpu_hour_usd``, else the on-demand price;
-* serverless tokens cost the scenario's ``billing.serverless`` price, else the
-  catalog's; cached input costs the listed cached price, else 50 % of the input
-  price (provider rule).
+* serverless tokens: :func:`sim.billing.serverless.price_tokens`.
 
 See ``docs/billing.md``.
 """
@@ -21,7 +19,6 @@ import pandas as pd
 
 from sim import catalog
 from sim.billing.ondemand import USAGE_COLUMNS, bill
-from sim.billing.serverless import serverless_cost
 from sim.billing.spec import BillingSpec
 
 
@@ -95,26 +92,6 @@ def billing_table(
     rates = {acc: reserved_price(billing, acc) for acc in billing.reserved}
     return bill(usage, reserved=dict(billing.reserved), reserved_usd_per_gpu_hour=rates,
                 end_s=end_s)
-
-
-def serverless_cost_of(
-    billing: BillingSpec, model: str, input_tokens: float, output_tokens: float
-) -> float | None:
-    """The tokens priced per token on the serverless tier; None when no price is known."""
-    price = billing.serverless.get(model)
-    listed = catalog.get_model(model).serverless
-    if price is not None:
-        input_usd, output_usd, cached = price.input, price.output, price.cached_input
-    elif listed is not None:
-        input_usd, output_usd, cached = listed.input, listed.output, listed.cached_input
-    else:
-        return None
-    if cached is None:
-        cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
-    return serverless_cost(
-        input_tokens, output_tokens, input_usd=input_usd, cached_input_usd=cached,
-        output_usd=output_usd, cache_hit_rate=billing.prefix_cache_hit_rate,
-    )
 
 
 def reserved_share(billing: BillingSpec, lines: pd.DataFrame) -> float:

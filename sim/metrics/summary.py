@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from sim.billing.rules import cost_of, reserved_share, serverless_cost_of
+from sim.billing.rules import cost_of, reserved_share
+from sim.billing.serverless import price_tokens
 from sim.billing.spec import BillingSpec
 from sim.metrics.kpis import KPI_KEYS, TOTAL_ONLY_KEYS
 from sim.metrics.stream import OK, PERCENTILES, Finished, RequestStats
@@ -168,7 +169,7 @@ def summarize(
             http_400=stats[d].count(code_400),
             gpu_seconds=float(lines["gpu_seconds"].sum()),
             cost_usd=cost,
-            serverless_cost_usd=serverless_cost_of(
+            serverless_cost_usd=price_tokens(
                 billing_spec, m.model, float(stats[d].input_tokens),
                 float(stats[d].output_tokens)),
             cost_per_million_tokens_usd=cost / tokens * 1e6 if tokens else None,
