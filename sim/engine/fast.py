@@ -19,11 +19,17 @@ however many tokens it decodes or iterations it spans:
   chunks included; the decode step already read the weights).  Without
   decodes a prefill-only iteration still reads the weights once
   (``iteration_time``'s floor).  Prompts are a fluid within an iteration: a
-  lone short prompt takes exactly one iteration, decode step included.
-* A prompt that reaches a replica in the middle of a decode iteration starts
-  at the iteration's end (the next whole value of the virtual clock): the
-  first token pays the iteration boundary, then an iteration that carries
-  both the decodes and the prompt.
+  lone short prompt takes exactly one iteration, decode step included, and
+  prompts that share an iteration keep its token count ``x`` until its end.
+* A prompt's first token comes at the end of the iteration in which its
+  last token was prefilled (the next whole value of the virtual clock); it
+  decodes from there.
+* A prompt that reaches a busy replica joins at the end of the current
+  iteration (the next whole value of the virtual clock, which counts
+  iterations, prefill-only ones included): until then its tokens neither
+  progress nor make the current iteration longer.  So the first token pays
+  the iteration boundary, then an iteration that carries both the decodes
+  and the prompt.
 """
 
 from __future__ import annotations
@@ -44,8 +50,11 @@ from sim.engine.layout import (
     RF_KV,
     RF_LAST,
     RF_PF_LEFT,
+    RF_PF_NEW,
     RF_PF_PEND,
     RF_PF_START,
+    RF_PF_X,
+    RF_PF_XV,
     RF_RATE_D,
     RF_RATE_P,
     RF_VTIME,
@@ -71,7 +80,7 @@ def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Move replica ``r``'s progress to ``t`` at its current, constant rates."""
     dt = t - r_f[r, RF_LAST]
     if dt > 0.0:
-        if r_i[r, RI_HEAP_N] > 0:
+        if r_f[r, RF_RATE_D] > 0.0:
             r_f[r, RF_VTIME] += r_f[r, RF_RATE_D] * dt
         if r_i[r, RI_PF_HEAD] >= 0:
             r_f[r, RF_PF_LEFT] -= r_f[r, RF_RATE_P] * dt
@@ -83,18 +92,29 @@ def admitted(r: int, q: int, t: float, inp: np.ndarray, r_i: np.ndarray,
              r_f: np.ndarray) -> None:
     """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``).
 
-    A prompt that starts the list while requests decode waits for the
-    current iteration's end.
+    On a busy replica its tokens count from the current iteration's end.
     """
-    r_f[r, RF_PF_PEND] += inp[q]
-    if r_i[r, RI_PF_HEAD] == q:
-        wait = 0.0
-        if r_i[r, RI_HEAP_N] > 0 and r_f[r, RF_RATE_D] > 0.0:
-            v = r_f[r, RF_VTIME]
-            phase = v - math.floor(v)
-            if PHASE_EPS < phase < 1.0 - PHASE_EPS:
-                wait = (1.0 - phase) / r_f[r, RF_RATE_D]
-        r_f[r, RF_PF_START] = t + wait
+    _merge(r, t, r_f)
+    wait = 0.0
+    if r_f[r, RF_RATE_D] > 0.0:
+        v = r_f[r, RF_VTIME]
+        phase = v - math.floor(v)
+        if PHASE_EPS < phase < 1.0 - PHASE_EPS:
+            wait = (1.0 - phase) / r_f[r, RF_RATE_D]
+    if wait == 0.0:
+        r_f[r, RF_PF_PEND] += inp[q]
+    else:
+        if r_f[r, RF_PF_NEW] == 0.0:
+            r_f[r, RF_PF_START] = t + wait
+        r_f[r, RF_PF_NEW] += inp[q]
+
+
+@njit(cache=True)
+def _merge(r: int, t: float, r_f: np.ndarray) -> None:
+    """At the iteration boundary, prompts admitted during the iteration join it."""
+    if r_f[r, RF_PF_NEW] > 0.0 and t >= r_f[r, RF_PF_START]:
+        r_f[r, RF_PF_PEND] += r_f[r, RF_PF_NEW]
+        r_f[r, RF_PF_NEW] = 0.0
 
 
 @njit(cache=True)
@@ -116,19 +136,27 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         r_f[r, RF_PF_PEND] -= inp[q]
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
-            r_f[r, RF_PF_PEND] = 0.0
+            r_f[r, RF_PF_PEND] = r_f[r, RF_PF_NEW] = 0.0
         else:
             r_f[r, RF_PF_LEFT] = inp[nxt]
+        # the first token comes at the end of the current iteration
+        v = r_f[r, RF_VTIME]
+        boundary = v
         first_t[q] = t
+        if r_f[r, RF_RATE_D] > 0.0:
+            phase = v - math.floor(v)
+            if PHASE_EPS < phase < 1.0 - PHASE_EPS:
+                boundary = math.floor(v) + 1.0
+                first_t[q] = t + (1.0 - phase) / r_f[r, RF_RATE_D]
         d_f[d, DF_TOKENS_IN] += inp[q]
         if out[q] > 1:
-            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
-                    r_f[r, RF_VTIME] + (out[q] - 1), q)
+            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N], boundary + (out[q] - 1), q)
             r_i[r, RI_HEAP_N] += 1
             r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
         else:
             finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
                    d_i, d_f, r_i, r_f, counters)
+            finish_t[q] = first_t[q]
     # decodes that are done
     off = r_i[r, RI_HEAP_OFF]
     while r_i[r, RI_HEAP_N] > 0 and (
@@ -174,14 +202,21 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM:
         mem = d_M[d, n_dec] + kv * d_f[d, DF_M1]
         comp = d_C[d, n_dec] + kv * d_f[d, DF_C1]
         step = mem if mem > comp else comp
-    waiting = head >= 0 and t < r_f[r, RF_PF_START]
+    _merge(r, t, r_f)
+    waiting = head >= 0 and r_f[r, RF_PF_PEND] <= 0.0  # its tokens join at PF_START
     if head >= 0 and not waiting:
-        pending = r_f[r, RF_PF_PEND] - (inp[head] - r_f[r, RF_PF_LEFT])
-        x = d_f[d, DF_CHUNK] - n_dec
-        if pending < x:
-            x = pending
-        if x < 1.0:
-            x = 1.0
+        v = r_f[r, RF_VTIME]
+        if r_f[r, RF_PF_X] > 0.0 and v < r_f[r, RF_PF_XV] - PHASE_EPS:
+            x = r_f[r, RF_PF_X]  # the current iteration's prompt tokens
+        else:
+            pending = r_f[r, RF_PF_PEND] - (inp[head] - r_f[r, RF_PF_LEFT])
+            x = d_f[d, DF_CHUNK] - n_dec
+            if pending < x:
+                x = pending
+            if x < 1.0:
+                x = 1.0
+            r_f[r, RF_PF_X] = x
+            r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
         compute = x * pf_work[head]
         if n_dec > 0:
             period = step + compute
@@ -191,21 +226,25 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM:
             hi = memory if memory > compute else compute
             lo = compute if memory > compute else memory
             period = hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
-            r_f[r, RF_RATE_D] = 0.0
+            r_f[r, RF_RATE_D] = 1.0 / period  # iterations, for the phase
         r_f[r, RF_RATE_P] = x / period
     else:
         r_f[r, RF_RATE_P] = 0.0
         r_f[r, RF_RATE_D] = 1.0 / step if n_dec > 0 else 0.0
+        r_f[r, RF_PF_X] = 0.0
     due = INF
     if n_dec > 0:
         left = hv[r_i[r, RI_HEAP_OFF]] - r_f[r, RF_VTIME]
         due = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_D]
-    if waiting:
-        if r_f[r, RF_PF_START] < due:
-            due = r_f[r, RF_PF_START]
-    elif head >= 0:
+    if r_f[r, RF_PF_NEW] > 0.0 and r_f[r, RF_PF_START] < due:
+        due = r_f[r, RF_PF_START]  # newcomers join at the boundary
+    if head >= 0 and not waiting:
         left = r_f[r, RF_PF_LEFT]
         due_p = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_P]
+        # the iteration's end: the next one carries a new count of prompt tokens
+        due_b = t + (r_f[r, RF_PF_XV] - r_f[r, RF_VTIME]) / r_f[r, RF_RATE_D]
+        if due_b < due_p:
+            due_p = due_b
         if due_p < due:
             due = due_p
     r_f[r, RF_LAST] = t

@@ -45,8 +45,9 @@ N_DF = 14
 N_RI = 10
 # Float fields of a replica: columns of KernelState.r_f.
 (RF_KV, RF_PF_LEFT, RF_VTIME, RF_RATE_D, RF_RATE_P, RF_LAST, RF_BUSY, RF_BUSY_SINCE,
- RF_CTX, RF_RUN_T0, RF_RUN_KV0, RF_RUN_PKV, RF_PF_PEND, RF_PF_START) = range(14)
-N_RF = 14
+ RF_CTX, RF_RUN_T0, RF_RUN_KV0, RF_RUN_PKV, RF_PF_PEND, RF_PF_NEW, RF_PF_START, RF_PF_X,
+ RF_PF_XV) = range(17)
+N_RF = 17
 
 # Parameters of one deployment's engine, as DeploymentPlan gives them.
 KV_RESERVE, KV_GROW = 0, 1

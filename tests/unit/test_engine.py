@@ -56,15 +56,15 @@ def test_prefill_then_decode_alone():
 def test_chunked_prefill_shares_iterations_with_decode():
     # A decodes from 0.5 s, one 0.01 s iteration per token; B arrives at 0.555 s,
     # mid-iteration, so its prefill starts at the iteration's end, 0.56 s.  The
-    # token budget (100) includes A's decode token: each iteration carries 99
-    # prompt tokens and lasts 0.01 + 99/1000 s, so B's 100 tokens take 100/99
-    # of one; then one decode iteration of both gives B its second token.
+    # token budget (100) includes A's decode token: the first iteration carries
+    # 99 of B's tokens (0.01 + 99/1000 s), the next one its last token (0.011 s),
+    # which gives B its first token; one more iteration of both, its second.
     sim = simulate([0.0, 0.555], [500, 100], [11, 2])
-    first = 0.56 + 0.109 * 100 / 99
+    first = 0.56 + 0.109 + 0.011
     assert sim.state.first_t[1] == pytest.approx(first)
     assert sim.state.finish_t[1] == pytest.approx(first + 0.01)
-    # A: 6 tokens by 0.56, 100/99 of a token during B's prefill, then 0.01 s each
-    assert sim.state.finish_t[0] == pytest.approx(first + (10 - 6 - 100 / 99) * 0.01)
+    # A: 6 tokens by 0.56, one per iteration after: its 10th at first + 0.02
+    assert sim.state.finish_t[0] == pytest.approx(first + 0.02)
 
 
 def test_a_prompt_alone_pays_one_whole_iteration_with_the_decodes():
