@@ -12,8 +12,9 @@ import pandas as pd
 import simpy
 
 from sim import __version__, catalog
-from sim.billing import bill, serverless_cost
+from sim.billing import bill
 from sim.billing.ondemand import USAGE_COLUMNS
+from sim.billing.serverless import price_tokens
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
@@ -87,9 +88,11 @@ def run(
     shapes: list[Shape] = []
     plans: list[DeploymentPlan] = []
     controls: list[DeploymentControlPlan] = []
+    works: list[WorkloadStream] = []
     for dep in spec.deployments:
         shape = build_shape(
-            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
+            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
+            serving_engine=dep.serving_engine,
         )
         work = WorkloadStream(
             dep.traffic,
@@ -97,6 +100,7 @@ def run(
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        works.append(work)
         empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
@@ -173,6 +177,11 @@ def run(
     summary = _summary(sim, control, loaded, tally.stats, finished, billing)
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
+    # what was simulated, so that results are paired only on the same requests
+    summary["traffic_fingerprint"] = {
+        dep.name: work.fingerprint.hexdigest() for dep, work in zip(spec.deployments, works,
+                                                                   strict=True)
+    }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
     return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
@@ -284,23 +293,8 @@ def _billing_table(
 
 def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats) -> float | None:
     """The deployment's requests priced per token; None when no price is known."""
-    billing = loaded.spec.billing
-    price = billing.serverless.get(model)
-    listed = catalog.get_model(model).serverless
-    if price is not None:
-        input_usd, output_usd = price.input, price.output
-        cached = price.cached_input
-    elif listed is not None:
-        input_usd, output_usd, cached = listed.input, listed.output, listed.cached_input
-    else:
-        return None
-    if cached is None:
-        cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
-    return serverless_cost(
-        float(stats.input_tokens), float(stats.output_tokens),
-        input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
-        cache_hit_rate=billing.prefix_cache_hit_rate,
-    )
+    return price_tokens(loaded.spec.billing, model, float(stats.input_tokens),
+                        float(stats.output_tokens))
 
 
 def _cost_of(billing: pd.DataFrame, kind: str) -> float:

@@ -17,13 +17,13 @@ See ``docs/ci.md`` for the rules, the defaults and an example CI workflow.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.compare.schema import read_summary, read_sweep_manifest
 from sim.compare.stats import Delta, paired, welch
 from sim.errors import InputError
 from sim.metrics.summary import KPI_KEYS
@@ -132,28 +132,16 @@ class ResultSet:
     runs: dict[str, dict[int, dict[str, Any]]]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path.name}: {exc}", file=str(path.parent)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path.name} is not a capsim result", file=str(path.parent))
-    return data
-
-
 def _single(path: Path) -> ResultSet:
-    summary = _read_json(path / "summary.json")
-    if "total" not in summary or "scenario" not in summary:
-        raise InputError("summary.json is not a capsim run summary", file=str(path))
+    summary = read_summary(path / "summary.json")
     rid = str(summary.get("run_id", "base"))
-    return ResultSet(path, str(summary.get("name")), {rid: {int(summary["seed"]): summary}})
+    return ResultSet(path, str(summary["name"]), {rid: {int(summary["seed"]): summary}})
 
 
 def _sweep(path: Path) -> ResultSet:
-    from sim.sweep.store import read_manifest, run_dir
+    from sim.sweep.store import run_dir
 
-    manifest = read_manifest(path)
+    manifest = read_sweep_manifest(path / "sweep.json")
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for entry in manifest["runs"]:
         rid = str(entry["run_id"])
@@ -163,8 +151,13 @@ def _sweep(path: Path) -> ResultSet:
             if not file.is_file():
                 raise InputError(f"run {rid} seed={seed} has no results "
                                  "(it failed or has not run yet)", file=str(path))
-            runs[rid][int(seed)] = _read_json(file)
-    return ResultSet(path, str(manifest.get("name")), runs)
+            summary = read_summary(file)
+            if summary["seed"] != seed or str(summary.get("run_id", rid)) != rid:
+                raise InputError(f"{rid}/seed={seed}/summary.json holds run "
+                                 f"{summary.get('run_id')} seed={summary['seed']}",
+                                 file=str(path))
+            runs[rid][int(seed)] = summary
+    return ResultSet(path, str(manifest["name"]), runs)
 
 
 def _is_result(path: Path) -> bool:
@@ -254,6 +247,30 @@ def check_comparable(base: ResultSet, new: ResultSet) -> None:
             raise InputError(f"scenario {base.name!r}, run {rid}: BASE and NEW differ in "
                              f"{diff}, which defines the question (traffic, horizon, SLO); "
                              "only what is under test may change")
+        if sorted(base.runs[rid]) == sorted(new.runs[rid]):  # paired: same traffic?
+            for seed in sorted(base.runs[rid]):
+                _check_same_traffic(base, new, rid, seed)
+
+
+def _check_same_traffic(base: ResultSet, new: ResultSet, rid: str, seed: int) -> None:
+    """Paired tests assume that a seed generates the same requests on both sides: the
+    summaries' traffic fingerprints (sim.workload.fingerprint) must be equal."""
+    where = f"scenario {base.name!r}, run {rid} seed={seed}"
+    fps = []
+    for side, rs in (("BASE", base), ("NEW", new)):
+        fp = rs.runs[rid][seed].get("traffic_fingerprint")
+        if not isinstance(fp, dict) or not fp:
+            raise InputError(f"{where}: {side} ({rs.path}) has no traffic fingerprint "
+                             "(written by an older capsim), so whether both sides simulated "
+                             "the same requests is unknown; regenerate it (capsim baseline)")
+        fps.append(fp)
+    b, n = fps
+    for dep in sorted(set(b) | set(n)):
+        if b.get(dep) != n.get(dep):
+            raise InputError(f"{where}: BASE and NEW simulated different traffic for "
+                             f"deployment {dep!r} (fingerprint {b.get(dep)} vs {n.get(dep)}): "
+                             "the code now generates other requests for the same seed, so "
+                             "the runs cannot be paired; regenerate BASE (capsim baseline)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The scenario schema (SPEC §3): validated, frozen specs with unit strings.
+"""The scenario schema: validated, frozen specs with unit strings.
 
 Each section's spec lives beside the code that uses it (``sim.perf.ShapeSpec``,
 ``sim.workload.TrafficSpec``, the policies' ``Params``); this module composes
@@ -24,7 +24,7 @@ NonNegativeDuration = Annotated[Duration, Field(ge=0)]
 
 
 class ClientSpec(Spec):
-    """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
+    """How clients retry 429 and 503 (the provider's reliability guide: max_retries=5, base 1 s)."""
 
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
     backoff_base: PositiveDuration = Field(
@@ -57,6 +57,12 @@ class DeploymentSpec(Spec):
     )
     autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
     max_concurrency: PositiveInt | None = Field(None, description="per replica")
+    serving_engine: str = Field(
+        "vllm", min_length=1,
+        description="the serving engine whose step-time profile prices iterations: vllm, "
+        "sglang, trtllm, or a profile file written by capsim calibrate (*.json, relative to "
+        "the scenario file)",
+    )
     max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
     max_num_batched_tokens: PositiveInt | None = Field(
         None,
