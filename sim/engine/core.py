@@ -50,14 +50,19 @@ def _prefill_compute_per_token(
     """Compute seconds per prompt token of each prompt prefilled in chunks of ``budget``:
     the fast engine's prefill cost, each chunk's attention to the cached part included."""
     tokens = np.asarray(input_tokens, np.int64).reshape(-1)
-    flops_of, attn, flops = terms["prefill_flops"], terms["attn_flops_per_kv_token"], terms["flops"]
     total = np.zeros(len(tokens))
     done = np.zeros(len(tokens), np.int64)
     while True:
         chunk = np.minimum(tokens - done, budget)
         if not (chunk > 0).any():
             break
-        total += (flops_of[chunk] + chunk * done.astype(float) * attn) / flops
+        x = chunk.astype(float)
+        if terms["mode"] == 1:
+            total += terms["CR"][chunk]
+        else:
+            attention = x * terms["PT"][chunk] + x * done * terms["attn"]
+            total += np.where(chunk > 0, terms["lin"] * x / terms["G"][chunk]
+                              + attention / terms["flops"], 0.0)
         done += chunk
     result: np.ndarray = total / np.maximum(tokens, 1)
     return result
@@ -220,7 +225,7 @@ class Simulation:
         d_M = np.zeros((n_dep, width))
         d_C = np.zeros((n_dep, width))
         pf_width = max(budget) + 1
-        d_PF = np.zeros((n_dep, pf_width))
+        d_PF = np.ones((n_dep, len(L.TABLE_ROWS), pf_width + width))
         d_PM = np.zeros((n_dep, pf_width))
         self._terms = []
         for i, p in enumerate(plans):
@@ -229,12 +234,18 @@ class Simulation:
             d_M[i, : len(terms["M"])] = terms["M"]
             d_C[i, : len(terms["C"])] = terms["C"]
             d_f[i, L.DF_M1], d_f[i, L.DF_C1] = terms["m1"], terms["c1"]
-            d_PF[i, : budget[i] + 1] = terms["prefill_flops"]
-            d_PM[i, : budget[i] + 1] = terms["prefill_memory_s"]
-            d_f[i, L.DF_ATTN] = terms["attn_flops_per_kv_token"]
+            for row, name in enumerate(L.TABLE_ROWS):
+                d_PF[i, row, : len(terms[name])] = terms[name]
+            d_PM[i, : budget[i] + 1] = terms["W"][: budget[i] + 1]
+            d_f[i, L.DF_ATTN] = terms["attn"]
             d_f[i, L.DF_FLOPS] = terms["flops"]
             d_f[i, L.DF_KEEP] = terms["keep"]
             d_f[i, L.DF_OVERHEAD] = terms["overhead_s"]
+            d_f[i, L.DF_M1R], d_f[i, L.DF_C1R] = terms["m1r"], terms["c1r"]
+            d_f[i, L.DF_LIN], d_f[i, L.DF_MODE] = terms["lin"], float(terms["mode"])
+            if terms["mode"] == 1:  # a measured prefill rate: no weight-read floor
+                d_PM[i] = 0.0
+                d_f[i, L.DF_KEEP], d_f[i, L.DF_OVERHEAD] = 1.0, 0.0
             if p.kv_admission not in KV_ADMISSIONS:
                 raise ValueError(f"kv_admission must be one of {KV_ADMISSIONS}")
             d_f[i, L.DF_CHUNK] = float(budget[i])

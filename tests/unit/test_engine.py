@@ -27,11 +27,15 @@ class ConstantShape:
 
     def iteration_terms(self, max_batch, max_tokens):
         big_m, m1, big_c, c1 = self.step_table(max_batch)
-        # prefill: tokens / rate seconds, no weight-read floor, no attention term
-        return {"M": big_m, "m1": m1, "C": big_c, "c1": c1,
-                "prefill_flops": np.arange(max_tokens + 1, dtype=float),
-                "prefill_memory_s": np.zeros(max_tokens + 1), "attn_flops_per_kv_token": 0.0,
-                "flops": self._prefill, "keep": 1.0, "overhead_s": 0.0}
+        width = max_tokens + max_batch + 1
+        # mode 1, a measured prefill rate: p prompt tokens take p / rate seconds
+        return {"M": big_m, "m1": m1, "C": big_c, "c1": c1, "mode": 1,
+                "CR": np.arange(max_tokens + 1) / self._prefill,
+                "W": np.zeros(width), "Wi": np.zeros(max_batch + 1), "G": np.ones(width),
+                "CM": np.zeros(width), "PT": np.zeros(max_tokens + 1),
+                "Mr": np.zeros(max_batch + 1), "Cr": np.zeros(max_batch + 1), "m1r": 0.0,
+                "c1r": 0.0, "lin": 0.0, "attn": 0.0, "flops": 1.0, "keep": 1.0,
+                "overhead_s": 0.0}
 
 
 def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clients=None,
