@@ -14,11 +14,10 @@ however many tokens it decodes or iterations it spans:
 * Admitted requests are prefilled first come, first served.  While prompt
   tokens are pending, each iteration also carries ``x = min(budget − n,
   pending tokens)`` of them — the token budget ``max_num_batched_tokens``
-  includes the decode tokens — and lasts ``step + x·c`` (``c``: compute
-  seconds per token of the head prompt, its attention to its own earlier
-  chunks included; the decode step already read the weights).  Without
-  decodes a prefill-only iteration still reads the weights once
-  (``iteration_time``'s floor).  Prompts are a fluid within an iteration: a
+  includes the decode tokens — and lasts ``iteration_time(n, kv, x,
+  x·cached)`` (one pass; ``cached``: the head prompt's tokens already
+  computed), which reads the weights at least once.  Prompts are a fluid
+  within an iteration: a
   lone short prompt takes exactly one iteration, decode step included, and
   prompts that share an iteration keep its token count ``x`` until its end.
 * A prompt's first token comes at the end of the iteration in which its
@@ -43,9 +42,7 @@ from sim.engine.jit import njit
 from sim.engine.layout import (
     DF_C1,
     DF_CHUNK,
-    DF_KEEP,
     DF_M1,
-    DF_OVERHEAD,
     DF_TOKENS_IN,
     RF_KV,
     RF_LAST,
@@ -64,6 +61,7 @@ from sim.engine.layout import (
     RI_PF_HEAD,
     RI_PF_TAIL,
 )
+from sim.engine.price import iter_time
 from sim.engine.service import fill, finish, kv_held
 
 INF = np.inf
@@ -119,9 +117,9 @@ def _merge(r: int, t: float, r_f: np.ndarray) -> None:
 
 @njit(cache=True)
 def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          gen: np.ndarray, pf_work: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
+          gen: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
           finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
           r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
           ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, counters: np.ndarray,
           n_rep_heap: int) -> None:
@@ -169,8 +167,8 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
                d_i, d_f, r_i, r_f, counters)
     if r_i[r, RI_DRAINING] == 0:
         fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
-    reschedule(r, d, t, d_M, d_C, d_PM, d_f, inp, pf_work, r_i, r_f, hv, ih_key, ih_item,
-               ih_pos, n_rep_heap)
+    reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,
+               n_rep_heap)
 
 
 @njit(cache=True)
@@ -189,10 +187,10 @@ def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: 
 
 
 @njit(cache=True)
-def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
-               d_f: np.ndarray, inp: np.ndarray, pf_work: np.ndarray, r_i: np.ndarray,
-               r_f: np.ndarray, hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-               ih_pos: np.ndarray, n_rep_heap: int) -> None:
+def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
+               d_f: np.ndarray, inp: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+               hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
+               n_rep_heap: int) -> None:
     """Recompute replica ``r``'s rates and its next event's time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
@@ -217,16 +215,12 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM:
                 x = 1.0
             r_f[r, RF_PF_X] = x
             r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
-        compute = x * pf_work[head]
-        if n_dec > 0:
-            period = step + compute
-            r_f[r, RF_RATE_D] = 1.0 / period
-        else:
-            memory = d_PM[d, int(math.ceil(x))]  # noqa: RUF046 (a float in numba)
-            hi = memory if memory > compute else compute
-            lo = compute if memory > compute else memory
-            period = hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
-            r_f[r, RF_RATE_D] = 1.0 / period  # iterations, for the phase
+        # one pass: the decodes and x prompt tokens of the head, whose chunk
+        # attends to the part of its prompt already computed
+        p = int(x + 0.5)
+        cached = inp[head] - r_f[r, RF_PF_LEFT]
+        period = iter_time(d, n_dec, r_f[r, RF_KV], p, p * cached, d_M, d_C, d_f, d_PF)
+        r_f[r, RF_RATE_D] = 1.0 / period  # iterations (for the phase, also without decodes)
         r_f[r, RF_RATE_P] = x / period
     else:
         r_f[r, RF_RATE_P] = 0.0

@@ -67,7 +67,6 @@ class KernelState:
     dep: np.ndarray  # i8
     inp: np.ndarray  # i8
     out: np.ndarray  # i8
-    pf_work: np.ndarray  # f8 fast engine: compute seconds per prompt token of its prefill
     attempt_t: np.ndarray
     start_t: np.ndarray
     first_t: np.ndarray
@@ -85,7 +84,6 @@ class KernelState:
     d_M: np.ndarray  # (d, maxc+1) f8 decode step table
     d_C: np.ndarray
     d_PF: np.ndarray  # (d, len(TABLE_ROWS), mnbt+maxc+1) f8 iteration_time tables, see T_*
-    d_PM: np.ndarray  # (d, mnbt+1) f8 fast engine: memory seconds of a prefill-only pass
     d_reps: np.ndarray  # (d, cap) ready replica ids that take new requests
     # replicas (r)
     r_i: np.ndarray  # (r, N_RI) i8, see RI_*

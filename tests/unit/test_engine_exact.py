@@ -51,7 +51,7 @@ def decode(shape, t, batch, kv, k):
      {"speculative": {"kind": "draft", "tokens": 3, "acceptance_rate": 0.7}}),
 ])
 def test_iteration_terms_reproduce_iteration_time(model, count, extra):
-    from sim.engine.exact import iter_time
+    from sim.engine.price import iter_time
 
     shape = Shape(model=model, accelerator="H100_80GB", count=count, precision="FP8",
                   max_concurrency=8, **extra)
@@ -65,7 +65,7 @@ def test_iteration_terms_reproduce_iteration_time(model, count, extra):
                       float(rng.integers(0, 10**8)) * (p > 0)))
     for b, kv, p, pkv in cases:
         want = shape.iteration_time(b, kv, p, pkv)
-        got = iter_time(0, b, kv, p, pkv, s.d_M, s.d_C, s.d_f, s.d_PF, s.d_PM)
+        got = iter_time(0, b, kv, p, pkv, s.d_M, s.d_C, s.d_f, s.d_PF)
         assert got == want, (b, kv, p, pkv)
 
 
