@@ -17,6 +17,7 @@ from sim.billing.ondemand import USAGE_COLUMNS
 from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
+from sim.estimate import estimate
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
@@ -82,6 +83,7 @@ def run(
     all at once); it changes memory use, never results.
     """
     loaded = _loaded(scenario, overrides)
+    estimate(loaded, keep_requests=keep_requests).refuse(loaded.source)
     spec = loaded.spec
     wall0 = time.perf_counter()
     inventory = Inventory.from_scenario(spec.regions)
