@@ -41,6 +41,9 @@ MAX_GPUS_PER_REPLICA = 64
 MAX_CONCURRENCY = 100_000
 """Most concurrent requests on one replica."""
 
+MAX_BATCHED_TOKENS = 10_000_000
+"""Most tokens in one engine iteration (``max_num_batched_tokens``)."""
+
 MAX_QUEUE = 100_000_000
 """Longest router queue."""
 

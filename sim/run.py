@@ -12,9 +12,9 @@ import pandas as pd
 import simpy
 
 from sim import __version__, catalog
-from sim.billing import bill, serverless_cost
+from sim.billing import bill
 from sim.billing.ondemand import USAGE_COLUMNS
-from sim.engine import kernel as K
+from sim.billing.serverless import price_tokens
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.estimate import estimate
@@ -90,9 +90,11 @@ def run(
     shapes: list[Shape] = []
     plans: list[DeploymentPlan] = []
     controls: list[DeploymentControlPlan] = []
+    works: list[WorkloadStream] = []
     for dep in spec.deployments:
         shape = build_shape(
-            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
+            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
+            serving_engine=dep.serving_engine,
         )
         work = WorkloadStream(
             dep.traffic,
@@ -100,6 +102,7 @@ def run(
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        works.append(work)
         empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
@@ -115,6 +118,10 @@ def run(
                 datacenter="",
                 max_queue=dep.max_queue,
                 queue_on_cold_start=dep.cold_start_mode == "queue",
+                max_num_batched_tokens=dep.max_num_batched_tokens,
+                kv_block_tokens=dep.kv_block_tokens,
+                kv_admission=dep.kv_admission,
+                context_tokens=shape.model_info.max_context,
             )
         )
         cold = dep.cold_start
@@ -160,6 +167,7 @@ def run(
         control=control,
         chunk_s=chunk_s,
         on_finished=tally,
+        engine=spec.engine,
     )
     _schedule_events(sim, control, spec)
     sim.run(progress)
@@ -171,6 +179,11 @@ def run(
     summary = _summary(sim, control, loaded, tally.stats, finished, billing)
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
+    # what was simulated, so that results are paired only on the same requests
+    summary["traffic_fingerprint"] = {
+        dep.name: work.fingerprint.hexdigest() for dep, work in zip(spec.deployments, works,
+                                                                   strict=True)
+    }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
     return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
@@ -282,23 +295,8 @@ def _billing_table(
 
 def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats) -> float | None:
     """The deployment's requests priced per token; None when no price is known."""
-    billing = loaded.spec.billing
-    price = billing.serverless.get(model)
-    listed = catalog.get_model(model).serverless
-    if price is not None:
-        input_usd, output_usd = price.input, price.output
-        cached = price.cached_input
-    elif listed is not None:
-        input_usd, output_usd, cached = listed.input, listed.output, listed.cached_input
-    else:
-        return None
-    if cached is None:
-        cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
-    return serverless_cost(
-        float(stats.input_tokens), float(stats.output_tokens),
-        input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
-        cache_hit_rate=billing.prefix_cache_hit_rate,
-    )
+    return price_tokens(loaded.spec.billing, model, float(stats.input_tokens),
+                        float(stats.output_tokens))
 
 
 def _cost_of(billing: pd.DataFrame, kind: str) -> float:
@@ -327,7 +325,6 @@ def _summary(
     spec = loaded.spec
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
-    st = sim.state
     for d, dep_spec in enumerate(spec.deployments):
         name = dep_spec.name
         bill_lines = billing[billing["deployment"] == name]
@@ -338,10 +335,11 @@ def _summary(
         busy = sim.busy_time(d, end)
         cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
         tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
+        counts = sim.counters(d)
         kpis.update(
             {
-                "http_503": int(st.d_i[d, K.DI_503]),
-                "http_429": int(st.d_i[d, K.DI_429]),
+                "http_503": counts["http_503"],
+                "http_429": counts["http_429"],
                 "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, stats[d]),
@@ -356,7 +354,9 @@ def _summary(
         per[name] = {key: kpis[key] for key in KPI_KEYS}
         ctl = control.deps[d]
         per[name].update(
-            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
+            http_400=counts["http_400"], resends=counts["resends"],
+            preemptions=counts["preemptions"], replica_crashes=ctl.crashes,
+            final_state=ctl.state, final_label=control.label(ctl),
         )
     all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
     for one in stats:
@@ -394,6 +394,8 @@ def _summary(
         "total": {key: total[key] for key in KPI_KEYS}
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),
+            **{key: sum(p[key] for p in per.values())
+               for key in ("http_400", "resends", "preemptions")},
             "on_demand_cost_usd": _cost_of(billing, "on_demand"),
             "reserved_cost_usd": _cost_of(billing, "reserved"),
         },

@@ -1,9 +1,9 @@
 """The control plane: replicas from request to stop, placement, scaling, faults.
 
 Everything here is a SimPy process or a callback of the run loop; the request
-path (:mod:`sim.engine.kernel`) only sees replicas once they are ready.
+path (:class:`sim.engine.ports.RequestPath`) only sees replicas once they are ready.
 
-Replica stages (SPEC §2): ``pending`` (waiting for GPUs) → ``scheduling`` →
+Replica stages: ``pending`` (waiting for GPUs) → ``scheduling`` →
 ``downloading`` (weights: the shape's weight bytes / download rate) →
 ``initializing`` → ``ready`` → ``draining`` (no new requests; in-flight ones
 finish) → ``stopped``.  A replica removed before it is ready stops at once; a
@@ -13,7 +13,8 @@ to the router as immediate retries.
 Deployment states follow the provider's API: ``CREATING`` until the replicas
 it starts with are ready (at once when it starts with none), then ``READY``;
 ``DELETING`` then ``DELETED`` when a deployment with ``min_replicas: 0`` has
-had no traffic for 7 days.  Display labels (seed document): ``Inactive`` when
+had no traffic for 7 days.  Display labels (the provider's
+deployment guide): ``Inactive`` when
 READY with ``max_replicas == 0`` and no ready replica; ``Scaled to 0`` when
 READY with ``min_replicas == 0 < max_replicas``, desired 0 and no ready replica.
 """
@@ -23,20 +24,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
+from sim.engine.ports import RequestPath
 from sim.fleet.inventory import Inventory
 from sim.policies.registry import LIVE_STAGES, Observation, Policy, WindowMetrics
 
-if TYPE_CHECKING:
-    from sim.engine.core import Simulation
-
 STAGES = ("pending", "scheduling", "downloading", "initializing", "ready", "draining", "stopped")
 STARTING = ("pending", "scheduling", "downloading", "initializing")
-AUTO_DELETE_S = 7 * 86400.0  # seed document: min_replicas 0 deleted after 7 days idle
+AUTO_DELETE_S = 7 * 86400.0  # the provider: min_replicas 0 deleted after 7 days idle
 
 Sampler = Callable[[np.random.Generator], float]
 
@@ -127,10 +125,10 @@ class ControlPlane:
         self.fault_rng = fault_rng or np.random.default_rng(0)
         self.lives: list[ReplicaLife] = []
         self.pending: list[ReplicaLife] = []
-        self.sim: Simulation | None = None
+        self.sim: RequestPath | None = None
 
     # -- set-up --------------------------------------------------------------
-    def start(self, sim: Simulation) -> None:
+    def start(self, sim: RequestPath) -> None:
         """Create the initial replicas and start the controllers (at t = 0)."""
         self.sim = sim
         env = sim.env
@@ -420,7 +418,7 @@ class ControlPlane:
 
     # -- reading ---------------------------------------------------------------
     def label(self, dep: DeploymentControl) -> str:
-        """The console's display label (seed document rules), or the state."""
+        """The console's display label (the provider's documented rules), or the state."""
         ready = dep.count("ready")
         plan = dep.plan
         if dep.state == "READY" and plan.max_replicas == 0 and ready == 0:

@@ -63,6 +63,12 @@ def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
             raise InputError("cannot set a key inside a scalar value", where=dotted)
 
 
+def apply_overrides(doc: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Set each dotted key path of ``overrides`` in ``doc`` (in place), as ``--set`` does."""
+    for key, value in overrides.items():
+        _set_path(doc, key, value)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"seed=3"`` → ``("seed", 3)``; the value is read as YAML."""
     if "=" not in text:
@@ -165,8 +171,7 @@ def load_scenario(
     try:
         if not isinstance(doc, dict):
             raise InputError("a scenario must be a mapping of keys to values", where="scenario")
-        for key, value in (overrides or {}).items():
-            _set_path(doc, key, value)
+        apply_overrides(doc, overrides or {})
         try:
             spec = Scenario.model_validate(doc)
         except ValidationError as exc:
@@ -209,7 +214,8 @@ def _check_references(spec: Scenario, folder: Path, check_files: bool) -> None:
         shape = _at(
             f"{prefix}.shape",
             lambda d=dep: build_shape(
-                d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder
+                d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder,
+                serving_engine=d.serving_engine,
             ),
         )
         _at(f"{prefix}.region", inventory.candidates, dep.region, shape.accelerator)

@@ -1,4 +1,4 @@
-"""The scenario schema (SPEC §3): validated, frozen specs with unit strings.
+"""The scenario schema: validated, frozen specs with unit strings.
 
 Each section's spec lives beside the code that uses it (``sim.perf.ShapeSpec``,
 ``sim.workload.TrafficSpec``, the policies' ``Params``); this module composes
@@ -27,7 +27,7 @@ Replicas = Annotated[int, Field(ge=0, le=L.MAX_REPLICAS)]
 
 
 class ClientSpec(Spec):
-    """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
+    """How clients retry 429 and 503 (the provider's reliability guide: max_retries=5, base 1 s)."""
 
     max_retries: int = Field(
         5, ge=0, le=L.MAX_RETRIES, description="retries after the first attempt"
@@ -64,8 +64,25 @@ class DeploymentSpec(Spec):
     max_concurrency: Annotated[int, Field(ge=1, le=L.MAX_CONCURRENCY)] | None = Field(
         None, description="per replica"
     )
+    serving_engine: str = Field(
+        "vllm", min_length=1,
+        description="the serving engine whose step-time profile prices iterations: vllm, "
+        "sglang, trtllm, or a profile file written by capsim calibrate (*.json, relative to "
+        "the scenario file)",
+    )
     max_queue: int | None = Field(
         None, ge=0, le=L.MAX_QUEUE, description="router queue; beyond it: 429"
+    )
+    max_num_batched_tokens: Annotated[int, Field(ge=1, le=L.MAX_BATCHED_TOKENS)] | None = Field(
+        None,
+        description="tokens per iteration, decode tokens included (chunked prefill budget);"
+        " default 2048 (vLLM's), at least max_concurrency",
+    )
+    kv_block_tokens: int = Field(16, ge=1, le=1024, description="KV cache block size (vLLM: 16)")
+    kv_admission: Literal["reserve", "grow"] = Field(
+        "reserve",
+        description="reserve: prompt + output at admission; grow: blocks as tokens come,"
+        " newest request preempted when out (exact engine; fast reserves)",
     )
     cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec)
     cold_start_mode: Literal["503", "queue"] = Field(
@@ -100,6 +117,12 @@ class DeploymentSpec(Spec):
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
             )
+        budget, seqs = self.max_num_batched_tokens, self.max_concurrency
+        if budget is not None and seqs is not None and budget < seqs:
+            # vLLM refuses the same (SchedulerConfig: max_num_batched_tokens >= max_num_seqs)
+            raise ValueError(
+                f"max_num_batched_tokens ({budget}) must be at least max_concurrency ({seqs})"
+            )
         if self.autoscaler is None:
             object.__setattr__(self, "autoscaler", parse_params({"policy": "fireworks"}))
         return self
@@ -107,6 +130,11 @@ class DeploymentSpec(Spec):
 
 class Scenario(Spec):
     name: str = Field(min_length=1, max_length=L.MAX_NAME)
+    engine: Literal["fast", "exact"] = Field(
+        "fast",
+        description="fast: a few events per request; exact: every iteration, as vLLM v1"
+        " schedules them",
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1)
     duration: PositiveDuration
     warmup: NonNegativeDuration = Field(
