@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from sim.errors import InputError
+from sim.errors import InputError, elide
 from sim.sweep.worker import RunOutcome, RunTask
 
 Runner = Callable[[RunTask], RunOutcome]
@@ -155,6 +155,15 @@ class DaskExecutor:
         self.scheduler = scheduler
         self.workers = workers
         self.timeout_s = timeout_s
+        self._connection: tuple[Any, Any] | None = None
+
+    def connect(self) -> DaskExecutor:
+        """Connect now (to the scheduler, or start the local cluster) and wait for its
+        workers, so that a cluster that cannot run anything is one InputError before
+        the sweep writes a file.  :meth:`map` uses this connection and closes it."""
+        if self._connection is None:
+            self._connection = self._client()
+        return self
 
     def _client(self) -> tuple[Any, Any]:
         try:
@@ -167,22 +176,39 @@ class DaskExecutor:
                 client = Client(self.scheduler, timeout=self.timeout_s)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise InputError(f"cannot connect to the Dask scheduler at "
-                                 f"{self.scheduler}: {exc}") from None
-            if self.workers:
-                client.wait_for_workers(self.workers, timeout=self.timeout_s)
+                                 f"{self.scheduler}: {elide(str(exc), 160)}") from None
+            want = self.workers or 1
+            try:
+                client.wait_for_workers(want, timeout=self.timeout_s)
+            except (OSError, TimeoutError) as exc:
+                client.close()
+                have = len(client.scheduler_info().get("workers", {})) if client.status == \
+                    "running" else 0
+                raise InputError(f"the Dask scheduler at {self.scheduler} has {have} of the "
+                                 f"{want} worker{'s' * (want != 1)} needed after "
+                                 f"{self.timeout_s:g} s ({type(exc).__name__})") from None
             return client, None
-        cluster = LocalCluster(n_workers=self.workers or default_workers(),
-                               threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster), cluster
+        try:
+            cluster = LocalCluster(n_workers=self.workers or default_workers(),
+                                   threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            return Client(cluster), cluster
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot start a local Dask cluster: "
+                             f"{elide(f'{type(exc).__name__}: {exc}', 160)}") from None
 
     def map(self, fn: Runner, tasks: Iterable[RunTask]) -> Iterator[tuple[RunTask, RunOutcome]]:
         from distributed import as_completed
 
         todo = list(tasks)
+        connection, self._connection = self._connection, None
         if not todo:
+            if connection is not None:
+                connection[0].close()
+                if connection[1] is not None:
+                    connection[1].close()
             return
-        client, cluster = self._client()
+        client, cluster = connection or self._client()
         try:
             keys = [f"capsim-run-{t.run_id}-seed={t.seed}-{os.getpid()}-{i}"
                     for i, t in enumerate(todo)]
