@@ -38,12 +38,6 @@ import numpy as np
 from sim.engine.heaps import dh_pop, dh_push, ih_update
 from sim.engine.jit import njit
 from sim.engine.layout import (
-    DF_ATTN,
-    DF_C1,
-    DF_FLOPS,
-    DF_KEEP,
-    DF_M1,
-    DF_OVERHEAD,
     DF_TOKENS_IN,
     DI_BLOCK,
     DI_GROW,
@@ -64,31 +58,10 @@ from sim.engine.layout import (
     RI_RUN_K,
     RI_RUN_P,
 )
+from sim.engine.price import iter_time
 from sim.engine.service import enqueue, fill, finish, kv_held, kv_need, leave
 
 INF = np.inf
-
-
-@njit(cache=True)
-def iter_time(d: int, b: int, kv: float, p: int, pkv: float, d_M: np.ndarray,
-              d_C: np.ndarray, d_f: np.ndarray, d_PF: np.ndarray, d_PM: np.ndarray) -> float:
-    """``Shape.iteration_time(b, kv, p, pkv)`` from the tables of ``Shape.iteration_terms``."""
-    if b <= 0 and p <= 0:
-        return 0.0
-    decode = 0.0
-    if b > 0:
-        mem = d_M[d, b] + kv * d_f[d, DF_M1]
-        comp = d_C[d, b] + kv * d_f[d, DF_C1]
-        decode = mem if mem > comp else comp
-    if p <= 0:
-        return decode
-    compute = (d_PF[d, p] + pkv * d_f[d, DF_ATTN]) / d_f[d, DF_FLOPS]
-    if b > 0:
-        return decode + compute
-    memory = d_PM[d, p]
-    hi = memory if memory > compute else compute
-    lo = compute if memory > compute else memory
-    return hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
 
 
 @njit(cache=True)
@@ -175,7 +148,7 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
 def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
              start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
              d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-             d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+             d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
              hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
              ih_pos: np.ndarray, n_rep_heap: int) -> None:
     """Start replica ``r``'s next iterations at ``t`` (or leave it idle)."""
@@ -224,7 +197,7 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
     kv = r_f[r, RF_CTX]
     end = t
     for _ in range(k):
-        end += iter_time(d, b, kv, p, pkv, d_M, d_C, d_f, d_PF, d_PM)
+        end += iter_time(d, b, kv, p, pkv, d_M, d_C, d_f, d_PF)
         kv += b
     r_i[r, RI_RUN_K] = k
     r_i[r, RI_RUN_P] = p
@@ -238,7 +211,7 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
 def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
           start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
           ih_pos: np.ndarray, n_rep_heap: int) -> None:
     """Replica ``r`` has admitted work at ``t``: start an idle one, or end its run of
@@ -246,7 +219,7 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     k = r_i[r, RI_RUN_K]
     if k == 0:
         schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-                 d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+                 d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
         return
     if k == 1 or r_i[r, RI_RUN_P] > 0:
         return
@@ -255,7 +228,7 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     end = r_f[r, RF_RUN_T0]
     j = 0
     while j < k:
-        end += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF, d_PM)
+        end += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF)
         kv += b
         j += 1
         if end > t:
@@ -273,7 +246,7 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
           gen: np.ndarray, done: np.ndarray, start_t: np.ndarray,
           first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray,
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
           ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int) -> None:
     """Replica ``r``'s scheduled iterations end at ``t``: hand out their tokens, go on."""
@@ -321,4 +294,4 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     if r_i[r, RI_DRAINING] == 0:
         fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
     schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-             d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+             d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)

@@ -76,11 +76,11 @@ RESEND = -2
 def run_until(
     t_limit: float,
     arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-    pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
-    finish_t: np.ndarray, status: np.ndarray, attempts: np.ndarray, resends: np.ndarray,
+    attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray, finish_t: np.ndarray,
+    status: np.ndarray, attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
     replica: np.ndarray, link: np.ndarray, done: np.ndarray, gen: np.ndarray,
     d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
-    d_PM: np.ndarray, d_reps: np.ndarray,
+    d_reps: np.ndarray,
     r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
@@ -115,12 +115,12 @@ def run_until(
             d = r_i[r, RI_DEP]
             if is_exact:
                 exact.event(r, d, t, link, inp, out, gen, done, start_t, first_t,
-                            finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, d_PM, r_i,
+                            finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, r_i,
                             r_f, hv, hr, ih_key, ih_item, ih_pos, counters, n_rep_heap)
             else:
-                fast.event(r, d, t, link, inp, out, gen, pf_work, start_t, first_t, finish_t,
-                           status, replica, d_i, d_f, d_M, d_C, d_PM, r_i, r_f, hv, hr,
-                           ih_key, ih_item, ih_pos, counters, n_rep_heap)
+                fast.event(r, d, t, link, inp, out, gen, start_t, first_t, finish_t, status,
+                           replica, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
+                           ih_item, ih_pos, counters, n_rep_heap)
             if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
                 counters[C_LAST] = r
                 return STOP_DRAINED, t
@@ -159,6 +159,7 @@ def run_until(
         if cold and d_i[d, DI_QUEUE_COLD] == 0:
             # no ready replica: 503 DEPLOYMENT_SCALING_UP, not queued
             d_i[d, DI_503] += 1
+            n503[q] += 1
             _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, attempts,
                            finish_t, status, rt_t, rt_seq, rt_req, counters)
             if d_i[d, DI_NOTIFY_COLD] == 1:
@@ -172,14 +173,14 @@ def run_until(
                 if is_exact:
                     admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f)
                     exact.touch(best, d, t, link, inp, out, start_t, replica, done, gen, d_i,
-                                d_f, d_M, d_C, d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item,
+                                d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
                                 ih_pos, n_rep_heap)
                 else:
                     fast.advance(best, t, r_i, r_f)
                     admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f)
                     fast.admitted(best, q, t, inp, r_i, r_f)
-                    fast.reschedule(best, d, t, d_M, d_C, d_PM, d_f, inp, pf_work, r_i, r_f,
-                                    hv, ih_key, ih_item, ih_pos, n_rep_heap)
+                    fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv,
+                                    ih_key, ih_item, ih_pos, n_rep_heap)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
             d_i[d, DI_429] += 1
@@ -205,12 +206,13 @@ def _refused(d: int, q: int, inp: np.ndarray, out: np.ndarray, d_i: np.ndarray) 
 @njit(cache=True)
 def fill_and_reschedule(r: int, t: float,
                         arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-                        pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray,
+                        attempt_t: np.ndarray, start_t: np.ndarray,
                         first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
-                        attempts: np.ndarray, resends: np.ndarray, replica: np.ndarray,
+                        attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
+                        replica: np.ndarray,
                         link: np.ndarray, done: np.ndarray, gen: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-                        d_PF: np.ndarray, d_PM: np.ndarray, d_reps: np.ndarray,
+                        d_PF: np.ndarray, d_reps: np.ndarray,
                         r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
                         ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
                         rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
@@ -222,12 +224,12 @@ def fill_and_reschedule(r: int, t: float,
     if counters[C_ENGINE] == ENGINE_EXACT:
         fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
         exact.schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M,
-                       d_C, d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+                       d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
     else:
         fast.advance(r, t, r_i, r_f)
         fast.fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
-        fast.reschedule(r, d, t, d_M, d_C, d_PM, d_f, inp, pf_work, r_i, r_f, hv, ih_key,
-                        ih_item, ih_pos, n_rep_heap)
+        fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item,
+                        ih_pos, n_rep_heap)
 
 
 @njit(cache=True)
