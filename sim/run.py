@@ -15,6 +15,7 @@ from sim import __version__, catalog
 from sim.billing.rules import billing_table
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
+from sim.estimate import estimate
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
@@ -108,6 +109,7 @@ def run(
     back from the sink.
     """
     loaded = _loaded(scenario, overrides)
+    estimate(loaded, keep_requests=keep_requests).refuse(loaded.source)
     spec = loaded.spec
     wall0 = time.perf_counter()
     inventory = Inventory.from_scenario(spec.regions)

@@ -592,8 +592,11 @@ class Simulation:
                 for life in ctl.replicas:
                     stages[life.stage] += 1
                 desired, state, label = ctl.desired, ctl.state, self.control.label(ctl)
-                gpus = sum(life.gpus for life in ctl.replicas
-                           if life.stage not in ("pending", "stopped"))
+                # GPUs the inventory has granted it — as the allocation table records
+                # them: a replica granted GPUs at this instant (an outage ending, GPUs
+                # freed) holds them although its life has not left "pending" yet.
+                gpus = sum(g for (_dc, _acc, holder), g in self.control.inventory.held_by
+                           .items() if holder == d)
             else:
                 stages["ready"] = ready
             self.timeline.append(
