@@ -15,7 +15,6 @@ from sim import __version__, catalog
 from sim.billing import bill
 from sim.billing.ondemand import USAGE_COLUMNS
 from sim.billing.serverless import price_tokens
-from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
@@ -89,6 +88,7 @@ def run(
     shapes: list[Shape] = []
     plans: list[DeploymentPlan] = []
     controls: list[DeploymentControlPlan] = []
+    works: list[WorkloadStream] = []
     for dep in spec.deployments:
         shape = build_shape(
             dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
@@ -100,6 +100,7 @@ def run(
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        works.append(work)
         empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
@@ -115,6 +116,10 @@ def run(
                 datacenter="",
                 max_queue=dep.max_queue,
                 queue_on_cold_start=dep.cold_start_mode == "queue",
+                max_num_batched_tokens=dep.max_num_batched_tokens,
+                kv_block_tokens=dep.kv_block_tokens,
+                kv_admission=dep.kv_admission,
+                context_tokens=shape.model_info.max_context,
             )
         )
         cold = dep.cold_start
@@ -160,6 +165,7 @@ def run(
         control=control,
         chunk_s=chunk_s,
         on_finished=tally,
+        engine=spec.engine,
     )
     _schedule_events(sim, control, spec)
     sim.run(progress)
@@ -171,6 +177,11 @@ def run(
     summary = _summary(sim, control, loaded, tally.stats, finished, billing)
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
+    # what was simulated, so that results are paired only on the same requests
+    summary["traffic_fingerprint"] = {
+        dep.name: work.fingerprint.hexdigest() for dep, work in zip(spec.deployments, works,
+                                                                   strict=True)
+    }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
     return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
@@ -312,7 +323,6 @@ def _summary(
     spec = loaded.spec
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
-    st = sim.state
     for d, dep_spec in enumerate(spec.deployments):
         name = dep_spec.name
         bill_lines = billing[billing["deployment"] == name]
@@ -323,10 +333,11 @@ def _summary(
         busy = sim.busy_time(d, end)
         cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
         tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
+        counts = sim.counters(d)
         kpis.update(
             {
-                "http_503": int(st.d_i[d, K.DI_503]),
-                "http_429": int(st.d_i[d, K.DI_429]),
+                "http_503": counts["http_503"],
+                "http_429": counts["http_429"],
                 "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, stats[d]),
@@ -341,7 +352,9 @@ def _summary(
         per[name] = {key: kpis[key] for key in KPI_KEYS}
         ctl = control.deps[d]
         per[name].update(
-            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
+            http_400=counts["http_400"], resends=counts["resends"],
+            preemptions=counts["preemptions"], replica_crashes=ctl.crashes,
+            final_state=ctl.state, final_label=control.label(ctl),
         )
     all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
     for one in stats:
@@ -379,6 +392,8 @@ def _summary(
         "total": {key: total[key] for key in KPI_KEYS}
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),
+            **{key: sum(p[key] for p in per.values())
+               for key in ("http_400", "resends", "preemptions")},
             "on_demand_cost_usd": _cost_of(billing, "on_demand"),
             "reserved_cost_usd": _cost_of(billing, "reserved"),
         },
