@@ -127,8 +127,8 @@ def test_outputs_and_best_yaml_runs(curve, tmp_path, capsys):
     out = tmp_path / "plan"
     assert main(["plan", str(path), "--out", str(out), "--executor", "local",
                  "--workers", "2"]) == 0
-    assert {p.name for p in out.iterdir()} == {"plan.json", "best.yaml", "pareto.png",
-                                               "report.html"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "plan.json", "best.yaml", "pareto.png", "report.html"}
     doc = json.loads((out / "plan.json").read_text())
     rec = doc["recommendation"]
     assert rec["feasible"] and rec["cost_usd_per_month"] == pytest.approx(
