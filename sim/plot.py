@@ -714,8 +714,9 @@ def shape_comparison(
     ``name``, ``scenario``, ``run_id`` it has, else the index).  Rows with the
     same label (seeds) are averaged, with bars from their minimum to maximum.
     The TTFT objective (``slo_s``, else the runs' common ``slo.ttft_p99``) is
-    a vertical line; the frontier joins the points no other point beats on
-    both cost and latency.
+    a vertical line, and points beyond it are crossed out; the frontier joins
+    the points that meet it and that no other such point beats on both cost
+    and latency.
     """
     if isinstance(results_or_table, pd.DataFrame):
         table = results_or_table.copy()
@@ -755,11 +756,16 @@ def shape_comparison(
         ax.errorbar(x, y, xerr=[x - stats[(_X, "min")], stats[(_X, "max")] - x],
                     yerr=[y - stats[(_Y, "min")], stats[(_Y, "max")] - y], fmt="none",
                     ecolor="#555555", elinewidth=1, capsize=3, zorder=2)
+    meets = x <= slo_s if slo_s is not None else np.ones(len(x), dtype=bool)
+    if not meets.all():
+        ax.scatter(x[~meets], y[~meets], s=160, marker="x", color="#c44e52", zorder=4,
+                   label="misses the TTFT objective")
     ax.scatter(x, y, s=90, c=colours, edgecolors="black", zorder=3)
-    front = _frontier(x, y)
+    kept = np.flatnonzero(meets)
+    front = kept[_frontier(x[kept], y[kept])]
     if len(front) > 1:
         ax.plot(x[front], y[front], color="#555555", linestyle="-", linewidth=1, zorder=1,
-                label="frontier: nothing is both cheaper and faster")
+                label="frontier: nothing that meets the objective is both cheaper and faster")
     if slo_s is not None:
         ax.axvline(slo_s, color="#c44e52", linestyle=":", linewidth=1.5,
                    label=f"TTFT objective: p99 ≤ {seconds_text(slo_s)}")
