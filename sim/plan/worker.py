@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.sweep.worker import RunOutcome, RunTask, json_safe
+
+if TYPE_CHECKING:
+    from sim.results import Result
+    from sim.scenario.loader import LoadedScenario
 
 EVAL = "eval.json"
 
@@ -24,31 +28,36 @@ def drain_cut(simulated_s: float, duration_s: float) -> bool:
     return simulated_s >= duration_s + max(duration_s, 3600.0) - 1e-6
 
 
+def eval_doc(result: Result, loaded: LoadedScenario, name: str) -> dict[str, Any]:
+    """What the planner judges of deployment ``name`` in a finished run."""
+    from sim.billing.serverless import price_tokens
+
+    reqs = result.requests
+    ok = reqs[(reqs["deployment"] == name) & (reqs["status"] == "ok")]
+    served_in = float(ok["input_tokens"].sum())
+    served_out = float(ok["output_tokens"].sum())
+    dep = next(d for d in loaded.spec.deployments if d.name == name)
+    return {
+        "kpis": result.summary["deployments"][name],
+        "simulated_s": result.summary["simulated_s"],
+        "duration_s": loaded.spec.duration,
+        "served_input_tokens": served_in,
+        "served_output_tokens": served_out,
+        "serverless_usd": price_tokens(loaded.spec.billing, dep.model, served_in, served_out),
+        "cut_off": drain_cut(result.summary["simulated_s"], loaded.spec.duration),
+    }
+
+
 def evaluate(task: RunTask) -> RunOutcome:
     """Run one candidate; never raises — an exception becomes the outcome's error."""
     t0 = time.perf_counter()
     try:
         import sim
-        from sim.billing.serverless import price_tokens
         from sim.scenario.loader import load_scenario
 
         name = task.overrides["deployment"]
         loaded = load_scenario(task.scenario, base_dir=task.base_dir)
-        result = sim.run(loaded)
-        reqs = result.requests
-        ok = reqs[(reqs["deployment"] == name) & (reqs["status"] == "ok")]
-        served_in = float(ok["input_tokens"].sum())
-        served_out = float(ok["output_tokens"].sum())
-        dep = next(d for d in loaded.spec.deployments if d.name == name)
-        doc: dict[str, Any] = {
-            "kpis": result.summary["deployments"][name],
-            "simulated_s": result.summary["simulated_s"],
-            "duration_s": loaded.spec.duration,
-            "served_input_tokens": served_in,
-            "served_output_tokens": served_out,
-            "serverless_usd": price_tokens(loaded.spec.billing, dep.model, served_in, served_out),
-            "cut_off": drain_cut(result.summary["simulated_s"], loaded.spec.duration),
-        }
+        doc = eval_doc(sim.run(loaded), loaded, name)
         files = {EVAL: (json.dumps(json_safe(doc)) + "\n").encode()}
     except Exception as exc:
         return RunOutcome(task.run_id, task.seed, error=f"{type(exc).__name__}: {exc}",

@@ -16,6 +16,7 @@ from sim.workload.arrivals import (
     sample_poisson,
 )
 from sim.workload.base import Workload
+from sim.workload.fingerprint import TrafficFingerprint
 from sim.workload.lengths import Column, LengthDistribution, length_distribution
 from sim.workload.spec import EmpiricalLength, LengthSpec, TraceArrivals, TrafficSpec
 from sim.workload.traces import load_trace, resolve_path, token_column
@@ -99,6 +100,8 @@ class WorkloadStream:
         self._next_window = 0
         self._buffer = Workload.empty()
         self._taken_until = 0.0
+        # what has been taken so far (sim.workload.fingerprint): the summary's traffic hash
+        self.fingerprint = TrafficFingerprint()
 
     def window(self, k: int) -> Workload:
         """The requests of window ``k``."""
@@ -133,7 +136,9 @@ class WorkloadStream:
         cut = int(np.searchsorted(joined.arrival_s, t1, side="left"))
         self._buffer = _slice(joined, cut, len(joined))
         self._taken_until = t1
-        return _slice(joined, 0, cut)
+        taken = _slice(joined, 0, cut)
+        self.fingerprint.add(taken.arrival_s, taken.input_tokens, taken.output_tokens)
+        return taken
 
 
 def _concat(parts: list[Workload]) -> Workload:
