@@ -117,8 +117,8 @@ class Kpa(Policy):
     class Params(Spec):
         policy: Literal["kpa"] = "kpa"
         container_concurrency: int | None = Field(
-            None, ge=0, description="hard limit per replica (default: its max_concurrency); "
-                                    "0 = unlimited")
+            None, ge=0, description="hard limit per replica (none: the load is read in "
+                                    "replica capacities); 0 = unlimited")
         target: float | None = Field(
             None, gt=0, description="autoscaling.knative.dev/target: per-replica concurrency")
         target_utilization: float = Field(

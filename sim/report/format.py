@@ -144,7 +144,7 @@ def service_warnings(summary: Mapping[str, Any]) -> list[str]:
         if simulated >= horizon + max(horizon, 3600.0) - 1e-6:
             out.append(f"Cut off at the drain limit ({seconds_text(simulated)} simulated for "
                        f"{seconds_text(horizon)} of traffic): requests were still queued.")
-    busy = _number(t, "utilization")
+    busy = _number(t, "busy_fraction")
     if busy is not None and busy >= BUSY_SHARE and served is not None and served < SERVED_SHARE:
         out.append(f"Overloaded throughout: replicas were busy {percent_text(busy)} of their "
                    "ready time and still left requests unserved.")
