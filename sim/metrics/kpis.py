@@ -58,8 +58,9 @@ KPIS: tuple[KPI, ...] = (
         "answered 503", "requests", "count", REQUESTS, "lower"),
     KPI("http_429", "HTTP 429 responses", "attempts answered 429 (router queue full, "
         "`max_queue`)", "attempts", "count", REQUESTS, "lower", "5%"),
-    KPI("http_400", "HTTP 400 responses", "requests refused for exceeding the context or the "
-        "KV cache (`status == rejected_400`)", "requests", "count", REQUESTS, "lower"),
+    KPI("http_400", "requests refused (HTTP 400)", "requests refused for exceeding the "
+        "context or the KV cache (`status == rejected_400`)", "requests", "count", REQUESTS,
+        "lower"),
     KPI("retries", "retries", "Σ (`attempts` − 1)", "attempts", "count", REQUESTS, "lower"),
     # -- latency ---------------------------------------------------------------
     KPI("user_ttft_p50_s", "user TTFT p50", "p50 of `user_ttft_s` (from the first attempt)",
