@@ -87,7 +87,8 @@ KPIS: tuple[KPI, ...] = (
         LATENCY, "lower", "10%"),
     KPI("slo_attainment", "SLO attainment", "fraction of post-warm-up requests that are `ok` "
         "with `user_ttft_s ≤ slo.ttft_p99`, `tpot_s ≤ slo.tpot_p99` and `user_e2e_s ≤ "
-        "slo.e2e_p99` (objectives not set are not checked; `null` without any objective)",
+        "slo.e2e_p99` (objectives not set are not checked: without any, the share served "
+        "ok; the terminal and the report show it only when an objective is set)",
         "fraction", "fraction", LATENCY, "higher", "0.01"),
     # -- capacity --------------------------------------------------------------
     KPI("mean_ready_replicas", "ready replicas, mean", "∫ ready replicas dt / simulated time",

@@ -189,7 +189,7 @@ def judge(doc: Mapping[str, Any], seed: int, slo: Mapping[str, float | None],
         served_share=int(k["ok"]) / requests,
         share_503=int(k["http_503"]) / requests,
         tpot_p99_s=k.get("tpot_p99_s"),
-        e2e_p99_s=k.get("e2e_p99_s"),
+        e2e_p99_s=k.get("user_e2e_p99_s", k.get("e2e_p99_s")),  # the user's view
         utilization=float(k["utilization"]),
         mean_ready_replicas=float(k["mean_ready_replicas"]),
         reasons=[],

@@ -90,6 +90,11 @@ def kpi_label(key: str) -> str:
     return KPI_DISPLAY.get(key, (key, ""))[0]
 
 
+def has_slo(summary: Mapping[str, Any]) -> bool:
+    """Whether the run's scenario sets a latency objective (SLO attainment means something)."""
+    return bool(_slo_limits(summary.get("scenario") or {}))
+
+
 def _slo_limits(scenario: Mapping[str, Any]) -> dict[str, float]:
     slo = scenario.get("slo") or {}
     out = {}
