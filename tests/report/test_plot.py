@@ -97,7 +97,8 @@ def test_timeline_says_when_nothing_was_refused(real_result):
                  real_result.scenario)
     fig = plot.timeline(res)
     assert "no HTTP 503 or 429 responses" in _texts(fig)
-    assert len(fig.axes) == 4  # one deployment: rate, replicas, refusals, queue
+    # one deployment: rate, replicas, latency, load (and its right-hand axis), refusals, queue
+    assert len(fig.axes) == 7
 
 
 def test_timeline_of_an_empty_table_is_a_note():
