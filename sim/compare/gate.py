@@ -26,35 +26,10 @@ from typing import Any
 from sim.compare.schema import read_summary, read_sweep_manifest
 from sim.compare.stats import Delta, paired, welch
 from sim.errors import InputError
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS, KPIS
 
 # +1: higher is worse; −1: higher is better; 0: no direction (reported, never gated).
-DIRECTION: dict[str, int] = {
-    "requests": 0,
-    "ok": -1,
-    "failed": 1,
-    "http_503": 1,
-    "http_429": 1,
-    "retries": 1,
-    "ttft_p50_s": 1,
-    "ttft_p90_s": 1,
-    "ttft_p99_s": 1,
-    "tpot_p50_s": 1,
-    "tpot_p99_s": 1,
-    "e2e_p50_s": 1,
-    "e2e_p99_s": 1,
-    "slo_attainment": -1,
-    "gpu_seconds": 1,
-    "cost_usd": 1,
-    "serverless_cost_usd": 0,
-    "cost_per_million_tokens_usd": 1,
-    "cold_starts": 1,
-    "mean_ready_replicas": 0,
-    "max_ready_replicas": 0,
-    "pending_replica_seconds": 1,
-    "utilization": 0,
-}
-assert set(DIRECTION) == set(KPI_KEYS)
+DIRECTION: dict[str, int] = {k.key: k.direction for k in KPIS if not k.total_only}
 
 
 @dataclass(frozen=True)
@@ -71,16 +46,17 @@ class Tolerance:
         return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
 
 
-# Gated by default: latency tails, errors, SLO attainment and cost.
+def _tolerance(text: str) -> Tolerance:
+    """``"10%"`` (relative) or ``"0.01"`` (absolute)."""
+    if text.endswith("%"):
+        return Tolerance(float(text[:-1]) / 100, True)
+    return Tolerance(float(text), False)
+
+
+# Gated by default: the KPIs the registry gives a tolerance (latency tails, errors,
+# SLO attainment and cost).
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "ttft_p99_s": Tolerance(0.10, True),
-    "tpot_p99_s": Tolerance(0.10, True),
-    "e2e_p99_s": Tolerance(0.10, True),
-    "failed": Tolerance(0.05, True),
-    "http_503": Tolerance(0.05, True),
-    "http_429": Tolerance(0.05, True),
-    "slo_attainment": Tolerance(0.01, False),
-    "cost_usd": Tolerance(0.05, True),
+    k.key: _tolerance(k.tolerance) for k in KPIS if k.tolerance is not None and not k.total_only
 }
 
 

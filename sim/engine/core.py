@@ -232,7 +232,8 @@ class Simulation:
         state = KernelState(
             arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
-            status=empty_i, attempts=empty_i, resends=empty_i, replica=empty_i, link=empty_i,
+            status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
+            link=empty_i,
             done=empty_i, gen=empty_i,
             d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF,
             d_reps=np.full((n_dep, 4), -1, np.int64),
@@ -369,6 +370,7 @@ class Simulation:
                 start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
                 status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
                 out=s.out[done], replica=s.replica[done], index=self._index[done],
+                n503=s.n503[done],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -492,14 +494,30 @@ class Simulation:
     def last_attempt(self, dep: int) -> float:
         return float(self.state.d_f[dep, L.DF_LAST_ATTEMPT])
 
-    def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
-        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
+    def cumulative(self, dep: int, t: float) -> tuple[float, ...]:
+        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens,
+        first attempts)."""
         s = self.state
         inflight = self.queue_area(dep, t) + float(
             s.d_f[dep, L.DF_SERV_AREA] + s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
         )
         return (t, float(s.d_i[dep, L.DI_ATTEMPTS]), inflight,
-                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]))
+                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]),
+                float(s.d_i[dep, L.DI_ARRIVALS]))
+
+    def mean_sizes(self, dep: int) -> tuple[float, float] | None:
+        """(prompt, output) tokens per request served so far; None before the first finishes.
+
+        Prompt tokens count when a prefill ends and output tokens when a request
+        finishes, both over requests finished: requests still decoding make the
+        prompt mean slightly high early in a run.
+        """
+        s = self.state
+        done = int(s.d_i[dep, L.DI_COMPLETIONS])
+        if done == 0:
+            return None
+        return (float(s.d_f[dep, L.DF_TOKENS_IN]) / done,
+                float(s.d_f[dep, L.DF_TOKENS_OUT]) / done)
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once: max_concurrency, or fewer of the sizes

@@ -26,7 +26,7 @@ import pandas as pd
 
 from sim.errors import InputError
 from sim.io.atomic import atomic_file, output_dir
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.sweep.plan import RunSpec, SweepPlan
 from sim.sweep.worker import SUMMARY, TABLE_FILES, RunOutcome, json_safe
 

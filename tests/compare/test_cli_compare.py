@@ -49,7 +49,8 @@ def test_compare_exits_0_on_a_reseeded_identical_run(sweeps, capsys):
 
 def test_compare_tolerance_option(sweeps, capsys):
     args = ["compare", str(sweeps["base"]), str(sweeps["worse"])]
-    offs = [f"--tolerance={m}=off" for m in ("ttft_p99_s", "tpot_p99_s", "e2e_p99_s")]
+    offs = [f"--tolerance={m}=off" for m in ("ttft_p99_s", "tpot_p99_s", "e2e_p99_s",
+                                             "user_ttft_p99_s", "user_e2e_p99_s")]
     assert main([*args, *offs]) == 0
     capsys.readouterr()
     assert main([*args, "--tolerance", "ttft_p99=5%"]) == 2

@@ -9,7 +9,7 @@ import pytest
 
 import sim
 from sim.io import MANIFEST
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.sweep import (
     LocalExecutor,
     SerialExecutor,
