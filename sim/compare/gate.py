@@ -223,6 +223,30 @@ def check_comparable(base: ResultSet, new: ResultSet) -> None:
             raise InputError(f"scenario {base.name!r}, run {rid}: BASE and NEW differ in "
                              f"{diff}, which defines the question (traffic, horizon, SLO); "
                              "only what is under test may change")
+        if sorted(base.runs[rid]) == sorted(new.runs[rid]):  # paired: same traffic?
+            for seed in sorted(base.runs[rid]):
+                _check_same_traffic(base, new, rid, seed)
+
+
+def _check_same_traffic(base: ResultSet, new: ResultSet, rid: str, seed: int) -> None:
+    """Paired tests assume that a seed generates the same requests on both sides: the
+    summaries' traffic fingerprints (sim.workload.fingerprint) must be equal."""
+    where = f"scenario {base.name!r}, run {rid} seed={seed}"
+    fps = []
+    for side, rs in (("BASE", base), ("NEW", new)):
+        fp = rs.runs[rid][seed].get("traffic_fingerprint")
+        if not isinstance(fp, dict) or not fp:
+            raise InputError(f"{where}: {side} ({rs.path}) has no traffic fingerprint "
+                             "(written by an older capsim), so whether both sides simulated "
+                             "the same requests is unknown; regenerate it (capsim baseline)")
+        fps.append(fp)
+    b, n = fps
+    for dep in sorted(set(b) | set(n)):
+        if b.get(dep) != n.get(dep):
+            raise InputError(f"{where}: BASE and NEW simulated different traffic for "
+                             f"deployment {dep!r} (fingerprint {b.get(dep)} vs {n.get(dep)}): "
+                             "the code now generates other requests for the same seed, so "
+                             "the runs cannot be paired; regenerate BASE (capsim baseline)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,11 +31,15 @@ import numpy as np
 import simpy
 
 from sim.engine import kernel as K
-from sim.engine.kernel import KernelState
+from sim.engine import layout as L
+from sim.engine.layout import REQUEST_FIELDS, KernelState
+from sim.engine.ports import ServiceShape
 from sim.fleet.control import STAGES, ControlPlane
 from sim.metrics.stream import Finished
 
-STATUS_NAMES = K.STATUS_NAMES
+STATUS_NAMES = L.STATUS_NAMES
+ENGINES = L.ENGINES
+KV_ADMISSIONS = L.KV_ADMISSIONS
 _INF = math.inf
 _UNIFORM_BLOCK = 4096
 
@@ -45,21 +49,6 @@ class Clock(simpy.Environment):
 
     def advance(self, t: float) -> None:
         self._now = t
-
-
-class ServiceShape(Protocol):
-    """What the engine needs of a shape, as ``sim.perf.Shape`` provides it."""
-
-    gpus: int
-    max_concurrency: int
-    kv_capacity_tokens: int
-    prefill_chunk: int
-
-    def prefill_seconds(self, input_tokens: Any) -> Any:
-        """Seconds of exclusive prefill for each prompt length (array in, array out)."""
-
-    def step_table(self, max_batch: int) -> tuple[Any, float, Any, float]:
-        """``(M, m1, C, c1)``: step(b, kv) = max(M[b] + kv·m1, C[b] + kv·c1)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +96,12 @@ class DeploymentPlan:
     max_queue: int | None = None
     queue_on_cold_start: bool = False
     source: WorkloadSource | None = None
+    # Engine limits (defaults: vLLM's, see docs/catalog.md): tokens per
+    # iteration (None: the shape's prefill chunk), KV block size, admission.
+    max_num_batched_tokens: int | None = None
+    kv_block_tokens: int = 16
+    kv_admission: str = "reserve"
+    context_tokens: int | None = None  # the model's context length (None: unlimited)
 
 
 @dataclass
@@ -161,7 +156,11 @@ class Simulation:
         control: ControlPlane | None = None,
         chunk_s: float | None = None,
         on_finished: Callable[[Finished], None] | None = None,
+        engine: str = "fast",
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
         self.env = Clock()
         self.plans = plans
         self.names = [p.name for p in plans]
@@ -194,42 +193,76 @@ class Simulation:
     # -- set-up ------------------------------------------------------------
     def _initial_state(self, plans: list[DeploymentPlan], clients: ClientPolicy) -> KernelState:
         n_dep = len(plans)
-        d_i = np.zeros((n_dep, K.N_DI), np.int64)
-        d_f = np.zeros((n_dep, K.N_DF))
+        exact = self.engine == "exact"
+        d_i = np.zeros((n_dep, L.N_DI), np.int64)
+        d_f = np.zeros((n_dep, L.N_DF))
         maxc = np.array([p.shape.max_concurrency for p in plans], np.int64)
+        budget = [self._budget(p) for p in plans]
         width = int(maxc.max()) + 1
         d_M = np.zeros((n_dep, width))
         d_C = np.zeros((n_dep, width))
+        pf_width = max(budget) + 1
+        d_PF = np.ones((n_dep, len(L.TABLE_ROWS), pf_width + width))
         for i, p in enumerate(plans):
-            M, m1, C, c1 = p.shape.step_table(int(maxc[i]))
-            d_M[i, : len(M)] = M
-            d_C[i, : len(C)] = C
-            d_f[i, K.DF_M1], d_f[i, K.DF_C1] = m1, c1
-            d_f[i, K.DF_CHUNK] = float(p.shape.prefill_chunk)
-            d_f[i, K.DF_LAST_ATTEMPT] = 0.0
-            d_i[i, K.DI_MAXC] = maxc[i]
-            d_i[i, K.DI_KVCAP] = p.shape.kv_capacity_tokens
-            d_i[i, K.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
-            d_i[i, K.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
-            d_i[i, K.DI_Q_HEAD] = d_i[i, K.DI_Q_TAIL] = -1
+            terms = p.shape.iteration_terms(int(maxc[i]), budget[i])
+            d_M[i, : len(terms["M"])] = terms["M"]
+            d_C[i, : len(terms["C"])] = terms["C"]
+            d_f[i, L.DF_M1], d_f[i, L.DF_C1] = terms["m1"], terms["c1"]
+            for row, name in enumerate(L.TABLE_ROWS):
+                d_PF[i, row, : len(terms[name])] = terms[name]
+            d_f[i, L.DF_ATTN] = terms["attn"]
+            d_f[i, L.DF_FLOPS] = terms["flops"]
+            d_f[i, L.DF_KEEP] = terms["keep"]
+            d_f[i, L.DF_OVERHEAD] = terms["overhead_s"]
+            d_f[i, L.DF_M1R], d_f[i, L.DF_C1R] = terms["m1r"], terms["c1r"]
+            d_f[i, L.DF_LIN], d_f[i, L.DF_MODE] = terms["lin"], float(terms["mode"])
+            if p.kv_admission not in KV_ADMISSIONS:
+                raise ValueError(f"kv_admission must be one of {KV_ADMISSIONS}")
+            d_f[i, L.DF_CHUNK] = float(budget[i])
+            d_f[i, L.DF_LAST_ATTEMPT] = 0.0
+            d_i[i, L.DI_MAXC] = maxc[i]
+            d_i[i, L.DI_KVCAP] = p.shape.kv_capacity_tokens
+            d_i[i, L.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
+            d_i[i, L.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
+            d_i[i, L.DI_Q_HEAD] = d_i[i, L.DI_Q_TAIL] = -1
+            d_i[i, L.DI_MNBT] = budget[i]
+            d_i[i, L.DI_BLOCK] = p.kv_block_tokens
+            d_i[i, L.DI_GROW] = int(exact and p.kv_admission == "grow")
+            d_i[i, L.DI_CONTEXT] = p.context_tokens or 0
         empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
         state = KernelState(
-            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i, pf_work=empty_f,
+            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
-            status=empty_i, attempts=empty_i, replica=empty_i, link=empty_i,
-            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_reps=np.full((n_dep, 4), -1, np.int64),
-            r_i=np.zeros((0, K.N_RI), np.int64), r_f=np.zeros((0, K.N_RF)),
+            status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
+            link=empty_i,
+            done=empty_i, gen=empty_i,
+            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF,
+            d_reps=np.full((n_dep, 4), -1, np.int64),
+            r_i=np.zeros((0, L.N_RI), np.int64), r_f=np.zeros((0, L.N_RF)),
             hv=np.zeros(0), hr=np.zeros(0, np.int64),
             ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
             rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
-            client=clients.as_array(), counters=np.zeros(K.N_COUNTERS, np.int64),
-            n503=empty_i,
+            client=clients.as_array(), counters=np.zeros(L.N_COUNTERS, np.int64),
         )
+        state.counters[L.C_ENGINE] = L.ENGINES.index(self.engine)
         self.state = state
         self._load_window(self._window_end(0.0))
         return state
+
+    @staticmethod
+    def _budget(plan: DeploymentPlan) -> int:
+        """Tokens per iteration: ``max_num_batched_tokens``; by default the shape's
+        prefill chunk, raised to max_concurrency (every running request decodes)."""
+        budget = plan.max_num_batched_tokens or max(
+            plan.shape.prefill_chunk, plan.shape.max_concurrency)
+        if budget < plan.shape.max_concurrency:
+            raise ValueError(
+                f"max_num_batched_tokens ({budget}) must be at least max_concurrency "
+                f"({plan.shape.max_concurrency}): every running request decodes each iteration"
+            )
+        return int(budget)
 
     # -- windows of arrivals ------------------------------------------------
     def _window_end(self, t: float) -> float:
@@ -266,9 +299,6 @@ class Simulation:
             "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
             "inp": pick(inp, np.int64),
             "out": pick(out, np.int64),
-            "pf_work": pick(
-                [np.asarray(p.shape.prefill_seconds(x), np.float64).reshape(-1)
-                 for p, x in zip(self.plans, inp, strict=True)], np.float64),
         }
 
     def _load_window(self, t1: float) -> None:
@@ -279,9 +309,9 @@ class Simulation:
         """
         s = self.state
         n_old = len(s.arrival)
-        if s.counters[K.C_NEXT_ARRIVAL] != n_old:
+        if s.counters[L.C_NEXT_ARRIVAL] != n_old:
             raise RuntimeError("a window of arrivals was replaced before all of it arrived")
-        keep = s.status == K.IN_FLIGHT
+        keep = s.status == L.IN_FLIGHT
         self._harvest(~keep)
         new = self._window(self._loaded_until, t1)
         n_new = len(new["arrival"])
@@ -295,31 +325,34 @@ class Simulation:
         def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
             return np.concatenate([old[kept], fresh]) if n_keep else fresh
 
-        for name in ("arrival", "dep", "inp", "out", "pf_work"):
-            setattr(s, name, joined(getattr(s, name), new[name]))
-        for name in ("attempt_t", "start_t", "first_t", "finish_t"):
-            setattr(s, name, joined(getattr(s, name), nan.copy()))
-        s.status = joined(s.status, np.zeros(n_new, np.int64))
-        s.attempts = joined(s.attempts, np.zeros(n_new, np.int64))
-        s.n503 = joined(s.n503, np.zeros(n_new, np.int64))
-        s.replica = joined(s.replica, np.full(n_new, -1, np.int64))
-        s.link = joined(renumber[s.link], np.full(n_new, -1, np.int64))
+        for name in REQUEST_FIELDS:
+            if name in new:
+                setattr(s, name, joined(getattr(s, name), new[name]))
+            elif name in ("attempt_t", "start_t", "first_t", "finish_t"):
+                setattr(s, name, joined(getattr(s, name), nan.copy()))
+            elif name in ("replica", "link"):
+                old = getattr(s, name)
+                if name == "link":  # keep markers (< -1) as they are
+                    old = np.where(old >= 0, renumber[old], old)
+                setattr(s, name, joined(old, np.full(n_new, -1, np.int64)))
+            else:
+                setattr(s, name, joined(getattr(s, name), np.zeros(n_new, np.int64)))
         self._index = np.concatenate(
             [self._index[kept], self._loaded + np.arange(n_new, dtype=np.int64)]
         )
         # request indices held by queues, prefill lists and heaps
-        for col in (K.DI_Q_HEAD, K.DI_Q_TAIL):
+        for col in (L.DI_Q_HEAD, L.DI_Q_TAIL):
             s.d_i[:, col] = renumber[s.d_i[:, col]]
         n_rep = self.n_replicas
-        for col in (K.RI_PF_HEAD, K.RI_PF_TAIL):
+        for col in (L.RI_PF_HEAD, L.RI_PF_TAIL):
             s.r_i[:n_rep, col] = renumber[s.r_i[:n_rep, col]]
         for r in range(n_rep):
-            off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+            off, n_dec = int(s.r_i[r, L.RI_HEAP_OFF]), int(s.r_i[r, L.RI_HEAP_N])
             s.hr[off : off + n_dec] = renumber[s.hr[off : off + n_dec]]
-        size = int(s.counters[K.C_RETRY_SIZE])
+        size = int(s.counters[L.C_RETRY_SIZE])
         s.rt_req[:size] = renumber[s.rt_req[:size]]
-        s.counters[K.C_NEXT_ARRIVAL] = n_keep
-        s.counters[K.C_OUTSTANDING] += n_new
+        s.counters[L.C_NEXT_ARRIVAL] = n_keep
+        s.counters[L.C_OUTSTANDING] += n_new
         self._loaded += n_new
         self._loaded_until = t1
 
@@ -348,11 +381,11 @@ class Simulation:
         r = self.n_replicas
         if r >= len(s.r_i):
             self._grow_replicas(max(8, 2 * len(s.r_i)))
-        maxc = int(s.d_i[dep, K.DI_MAXC])
+        maxc = int(s.d_i[dep, L.DI_MAXC])
         # each replica's decode heap follows the previous one's in hv/hr
         off = 0
         if r:
-            off = int(s.r_i[r - 1, K.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, K.RI_DEP], K.DI_MAXC])
+            off = int(s.r_i[r - 1, L.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, L.RI_DEP], L.DI_MAXC])
         if off + maxc > len(s.hv):
             size = max(2 * len(s.hv), off + maxc)
             s.hv = np.resize(s.hv, size)
@@ -360,25 +393,25 @@ class Simulation:
         t = self.env.now
         s.r_i[r] = 0
         s.r_f[r] = 0.0
-        s.r_i[r, K.RI_DEP] = dep
-        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
-        s.r_i[r, K.RI_HEAP_OFF] = off
-        s.r_f[r, K.RF_LAST] = s.r_f[r, K.RF_BUSY_SINCE] = t
+        s.r_i[r, L.RI_DEP] = dep
+        s.r_i[r, L.RI_PF_HEAD] = s.r_i[r, L.RI_PF_TAIL] = -1
+        s.r_i[r, L.RI_HEAP_OFF] = off
+        s.r_f[r, L.RF_LAST] = s.r_f[r, L.RF_BUSY_SINCE] = t
         # a new entry at the end of the indexed heap, key infinity: no sifting needed
         s.ih_key[r] = _INF
         s.ih_item[r] = r
         s.ih_pos[r] = r
         self.n_replicas = r + 1
-        s.counters[K.C_REPLICA_HEAP] = self.n_replicas
+        s.counters[L.C_REPLICA_HEAP] = self.n_replicas
         self.kernel_dc.append(datacenter)
         self._touch_ready(dep, t)
-        n = int(s.d_i[dep, K.DI_NREPS])
+        n = int(s.d_i[dep, L.DI_NREPS])
         if n >= s.d_reps.shape[1]:
             wider = np.full((s.d_reps.shape[0], 2 * s.d_reps.shape[1]), -1, np.int64)
             wider[:, : s.d_reps.shape[1]] = s.d_reps
             s.d_reps = wider
         s.d_reps[dep, n] = r
-        s.d_i[dep, K.DI_NREPS] = n + 1
+        s.d_i[dep, L.DI_NREPS] = n + 1
         self.max_ready[dep] = max(self.max_ready[dep], n + 1)
         K.fill_and_reschedule(r, t, *s.args())
         return r
@@ -386,22 +419,24 @@ class Simulation:
     def _unroute(self, r: int) -> None:
         """Take replica ``r`` out of its deployment's routing list."""
         s = self.state
-        dep = int(s.r_i[r, K.RI_DEP])
-        n = int(s.d_i[dep, K.DI_NREPS])
+        dep = int(s.r_i[r, L.RI_DEP])
+        n = int(s.d_i[dep, L.DI_NREPS])
         row = list(s.d_reps[dep, :n])
         if r in row:
             self._touch_ready(dep, self.env.now)
             row.remove(r)
             s.d_reps[dep, : n - 1] = row
             s.d_reps[dep, n - 1] = -1
-            s.d_i[dep, K.DI_NREPS] = n - 1
+            s.d_i[dep, L.DI_NREPS] = n - 1
 
     def drain_replica(self, r: int) -> bool:
         """Stop routing to ``r``; True if it is already empty (stopped now)."""
         s = self.state
         self._unroute(r)
-        s.r_i[r, K.RI_DRAINING] = 1
-        return bool(s.r_i[r, K.RI_N] == 0)
+        if s.r_i[r, L.RI_N] > 0:  # busy time counts while it is ready, as ready time does
+            s.r_f[r, L.RF_BUSY] += self.env.now - s.r_f[r, L.RF_BUSY_SINCE]
+        s.r_i[r, L.RI_DRAINING] = 1
+        return bool(s.r_i[r, L.RI_N] == 0)
 
     def crash_replica(self, r: int) -> int:
         """Lose replica ``r`` now; its in-flight requests reach the router again at once."""
@@ -409,53 +444,67 @@ class Simulation:
         t = self.env.now
         self._unroute(r)
         lost = []
-        q = int(s.r_i[r, K.RI_PF_HEAD])
+        q = int(s.r_i[r, L.RI_PF_HEAD])
         while q >= 0:
             lost.append(q)
             q = int(s.link[q])
-        off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+        off, n_dec = int(s.r_i[r, L.RI_HEAP_OFF]), int(s.r_i[r, L.RI_HEAP_N])
         lost.extend(int(q) for q in s.hr[off : off + n_dec])
-        dep = int(s.r_i[r, K.RI_DEP])
-        if s.r_i[r, K.RI_N] > 0:
-            s.r_f[r, K.RF_BUSY] += t - s.r_f[r, K.RF_BUSY_SINCE]
+        dep = int(s.r_i[r, L.RI_DEP])
+        if s.r_i[r, L.RI_N] > 0 and s.r_i[r, L.RI_DRAINING] == 0:
+            s.r_f[r, L.RF_BUSY] += t - s.r_f[r, L.RF_BUSY_SINCE]
         # the level monitor of requests in service loses them
-        s.d_f[dep, K.DF_SERV_AREA] += s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
-        s.d_f[dep, K.DF_SERV_T] = t
-        s.d_i[dep, K.DI_SERVING] -= len(lost)
-        s.r_i[r, K.RI_N] = s.r_i[r, K.RI_KV_RES] = s.r_i[r, K.RI_HEAP_N] = 0
-        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
-        s.r_i[r, K.RI_DRAINING] = 1
-        s.r_f[r, K.RF_KV] = 0.0
+        s.d_f[dep, L.DF_SERV_AREA] += s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
+        s.d_f[dep, L.DF_SERV_T] = t
+        s.d_i[dep, L.DI_SERVING] -= len(lost)
+        s.r_i[r, L.RI_N] = s.r_i[r, L.RI_KV_RES] = s.r_i[r, L.RI_HEAP_N] = 0
+        s.r_i[r, L.RI_PF_HEAD] = s.r_i[r, L.RI_PF_TAIL] = -1
+        s.r_i[r, L.RI_DRAINING] = 1
+        s.r_i[r, L.RI_RUN_K] = 0
+        s.r_f[r, L.RF_KV] = s.r_f[r, L.RF_CTX] = 0.0
         K.ih_update(s.ih_key, s.ih_item, s.ih_pos, self.n_replicas, r, _INF)
         for q in sorted(lost):
             s.start_t[q] = s.first_t[q] = np.nan
             s.replica[q] = -1
-            if s.counters[K.C_RETRY_SIZE] >= len(s.rt_t):
+            s.done[q] = s.gen[q] = 0  # sent again from scratch
+            if s.counters[L.C_RETRY_SIZE] >= len(s.rt_t):
                 self._grow_retries()
-            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.counters)
+            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.link, s.resends, s.counters)
+        s.d_i[dep, L.DI_RESENDS] += len(lost)
         return len(lost)
 
-    def set_notify_cold(self, dep: int, on: bool) -> None:
-        self.state.d_i[dep, K.DI_NOTIFY_COLD] = int(on)
+    def counters(self, dep: int) -> dict[str, int]:
+        """Per-deployment request counters: HTTP answers, resends, preemptions, arrivals."""
+        row = self.state.d_i[dep]
+        return {
+            "arrivals": int(row[L.DI_ARRIVALS]), "attempts": int(row[L.DI_ATTEMPTS]),
+            "completions": int(row[L.DI_COMPLETIONS]),
+            "http_400": int(row[L.DI_400]), "http_429": int(row[L.DI_429]),
+            "http_503": int(row[L.DI_503]), "resends": int(row[L.DI_RESENDS]),
+            "preemptions": int(row[L.DI_PREEMPTIONS]),
+        }
 
-    def refusals(self, dep: int) -> dict[str, int]:
-        """Attempts of ``dep`` refused so far, by HTTP status (``http_503``, ``http_429``)."""
-        d_i = self.state.d_i
-        return {"http_503": int(d_i[dep, K.DI_503]), "http_429": int(d_i[dep, K.DI_429])}
+    def tokens(self, dep: int) -> tuple[float, float]:
+        """(prompt tokens prefilled, output tokens of finished requests) of ``dep`` so far."""
+        row = self.state.d_f[dep]
+        return float(row[L.DF_TOKENS_IN]), float(row[L.DF_TOKENS_OUT])
+
+    def set_notify_cold(self, dep: int, on: bool) -> None:
+        self.state.d_i[dep, L.DI_NOTIFY_COLD] = int(on)
 
     def last_attempt(self, dep: int) -> float:
-        return float(self.state.d_f[dep, K.DF_LAST_ATTEMPT])
+        return float(self.state.d_f[dep, L.DF_LAST_ATTEMPT])
 
     def cumulative(self, dep: int, t: float) -> tuple[float, ...]:
         """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens,
         first attempts)."""
         s = self.state
         inflight = self.queue_area(dep, t) + float(
-            s.d_f[dep, K.DF_SERV_AREA] + s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
+            s.d_f[dep, L.DF_SERV_AREA] + s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
         )
-        return (t, float(s.d_i[dep, K.DI_ATTEMPTS]), inflight,
-                float(s.d_i[dep, K.DI_TOKENS_IN]), float(s.d_i[dep, K.DI_TOKENS_OUT]),
-                float(s.d_i[dep, K.DI_ARRIVALS]))
+        return (t, float(s.d_i[dep, L.DI_ATTEMPTS]), inflight,
+                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]),
+                float(s.d_i[dep, L.DI_ARRIVALS]))
 
     def mean_sizes(self, dep: int) -> tuple[float, float] | None:
         """(prompt, output) tokens per request served so far; None before the first finishes.
@@ -465,21 +514,22 @@ class Simulation:
         prompt mean slightly high early in a run.
         """
         s = self.state
-        done = int(s.d_i[dep, K.DI_COMPLETIONS])
+        done = int(s.d_i[dep, L.DI_COMPLETIONS])
         if done == 0:
             return None
-        return float(s.d_i[dep, K.DI_TOKENS_IN]) / done, float(s.d_i[dep, K.DI_TOKENS_OUT]) / done
+        return (float(s.d_f[dep, L.DF_TOKENS_IN]) / done,
+                float(s.d_f[dep, L.DF_TOKENS_OUT]) / done)
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once: max_concurrency, or fewer of the sizes
         seen so far when the KV cache binds."""
         s = self.state
-        maxc = float(s.d_i[dep, K.DI_MAXC])
-        done = s.d_i[dep, K.DI_COMPLETIONS]
+        maxc = float(s.d_i[dep, L.DI_MAXC])
+        done = s.d_i[dep, L.DI_COMPLETIONS]
         if done == 0:
             return maxc
-        tokens = (s.d_i[dep, K.DI_TOKENS_IN] + s.d_i[dep, K.DI_TOKENS_OUT]) / done
-        return max(1.0, min(maxc, float(s.d_i[dep, K.DI_KVCAP]) // max(tokens, 1.0)))
+        tokens = (s.d_f[dep, L.DF_TOKENS_IN] + s.d_f[dep, L.DF_TOKENS_OUT]) / done
+        return max(1.0, min(maxc, float(s.d_i[dep, L.DI_KVCAP]) // max(tokens, 1.0)))
 
     def _grow_replicas(self, cap: int) -> None:
         s = self.state
@@ -495,22 +545,23 @@ class Simulation:
         s.rt_t, s.rt_seq, s.rt_req = (np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req))
 
     def _touch_ready(self, dep: int, t: float) -> None:
-        self.ready_area[dep] += self.state.d_i[dep, K.DI_NREPS] * (t - self._ready_t[dep])
+        self.ready_area[dep] += self.state.d_i[dep, L.DI_NREPS] * (t - self._ready_t[dep])
         self._ready_t[dep] = t
 
     # -- monitors ----------------------------------------------------------
     def queue_area(self, dep: int, t: float) -> float:
         s = self.state
-        return float(s.d_f[dep, K.DF_Q_AREA] + s.d_i[dep, K.DI_Q_LEN] * (t - s.d_f[dep, K.DF_Q_T]))
+        return float(s.d_f[dep, L.DF_Q_AREA] + s.d_i[dep, L.DI_Q_LEN] * (t - s.d_f[dep, L.DF_Q_T]))
 
     def busy_time(self, dep: int, t: float) -> float:
         """Replica-seconds of ``dep`` with at least one request in service, up to ``t``."""
         s = self.state
         n = self.n_replicas
-        mine = s.r_i[:n, K.RI_DEP] == dep
-        busy = s.r_f[:n, K.RF_BUSY][mine]
-        active = s.r_i[:n, K.RI_N][mine] > 0
-        since = s.r_f[:n, K.RF_BUSY_SINCE][mine]
+        mine = s.r_i[:n, L.RI_DEP] == dep
+        busy = s.r_f[:n, L.RF_BUSY][mine]
+        # a draining replica is no longer ready: its busy time closed when it drained
+        active = (s.r_i[:n, L.RI_N][mine] > 0) & (s.r_i[:n, L.RI_DRAINING][mine] == 0)
+        since = s.r_f[:n, L.RF_BUSY_SINCE][mine]
         return float(busy.sum() + (t - since[active]).sum())
 
     def _sampler(self) -> simpy.events.ProcessGenerator:
@@ -527,13 +578,13 @@ class Simulation:
         for d in range(len(self.plans)):
             self._touch_ready(d, t)
             now = (
-                float(s.d_i[d, K.DI_ARRIVALS]), float(s.d_i[d, K.DI_COMPLETIONS]),
+                float(s.d_i[d, L.DI_ARRIVALS]), float(s.d_i[d, L.DI_COMPLETIONS]),
                 self.queue_area(d, t), float(self.ready_area[d]), self.busy_time(d, t),
-                float(s.d_i[d, K.DI_503]), float(s.d_i[d, K.DI_429]),
+                float(s.d_i[d, L.DI_503]), float(s.d_i[d, L.DI_429]),
             )
             prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
-            ready = int(s.d_i[d, K.DI_NREPS])
+            ready = int(s.d_i[d, L.DI_NREPS])
             stages = dict.fromkeys(STAGES, 0)
             desired, state, label = ready, "READY", "READY"
             gpus = ready * self.plans[d].shape.gpus
@@ -542,8 +593,11 @@ class Simulation:
                 for life in ctl.replicas:
                     stages[life.stage] += 1
                 desired, state, label = ctl.desired, ctl.state, self.control.label(ctl)
-                gpus = sum(life.gpus for life in ctl.replicas
-                           if life.stage not in ("pending", "stopped"))
+                # GPUs the inventory has granted it — as the allocation table records
+                # them: a replica granted GPUs at this instant (an outage ending, GPUs
+                # freed) holds them although its life has not left "pending" yet.
+                gpus = sum(g for (_dc, _acc, holder), g in self.control.inventory.held_by
+                           .items() if holder == d)
             else:
                 stages["ready"] = ready
             self.timeline.append(
@@ -599,18 +653,18 @@ class Simulation:
             window = self._loaded_until
             limit = min(tc, stop, window)
             reason, t = K.run_until(limit, *s.args())
-            if reason == K.STOP_NEED_UNIFORMS:
+            if reason == L.STOP_NEED_UNIFORMS:
                 s.uniforms = self.jitter_rng.random(_UNIFORM_BLOCK)
-                s.counters[K.C_UNIFORM] = 0
+                s.counters[L.C_UNIFORM] = 0
                 continue
-            if reason == K.STOP_RETRY_FULL:
+            if reason == L.STOP_RETRY_FULL:
                 self._grow_retries()
                 continue
-            if reason in (K.STOP_COLD, K.STOP_DRAINED):
+            if reason in (L.STOP_COLD, L.STOP_DRAINED):
                 env.advance(t)
                 if self.control is not None:
-                    which = int(s.counters[K.C_LAST])
-                    if reason == K.STOP_COLD:
+                    which = int(s.counters[L.C_LAST])
+                    if reason == L.STOP_COLD:
                         self.control.on_cold(which)
                     else:
                         self.control.on_drained(which)
@@ -620,7 +674,7 @@ class Simulation:
                 self._load_window(self._window_end(window))
                 continue
             # every request event before the next control event is done
-            if tc > stop or (tc > horizon and s.counters[K.C_OUTSTANDING] == 0):
+            if tc > stop or (tc > horizon and s.counters[L.C_OUTSTANDING] == 0):
                 break
             env.step()
             if progress is not None:
@@ -642,6 +696,6 @@ class Simulation:
         if self.control is not None:
             self.control.finish()
         s = self.state
-        s.status[s.status == K.IN_FLIGHT] = K.UNFINISHED
+        s.status[s.status == L.IN_FLIGHT] = L.UNFINISHED
         self._harvest(np.ones(len(s.status), dtype=bool))
         self.end_s = t

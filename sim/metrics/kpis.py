@@ -99,6 +99,11 @@ KPIS: tuple[KPI, ...] = (
         "to stop); `total` also gives `peak_gpus_by_accelerator`", "GPUs", "gpus", CAPACITY),
     KPI("cold_starts", "cold starts", "replica starts that went through a cold start "
         "(scheduling → downloading → initializing)", "replicas", "count", CAPACITY, "lower"),
+    KPI("resends", "re-sends after a lost replica", "times requests were sent to the router "
+        "again because their replica crashed or its datacenter failed (not client attempts)",
+        "re-sends", "count", REQUESTS),
+    KPI("preemptions", "preemptions", "running requests preempted for KV blocks and recomputed "
+        "(`engine: exact` with `kv_admission: grow`)", "preemptions", "count", REQUESTS),
     KPI("cold_start_p50_s", "cold start p50", "p50 over cold-started replicas of ready − "
         "requested (the scale-up decision to ready: waiting for GPUs included)", "s",
         "seconds", CAPACITY, "lower"),

@@ -44,6 +44,8 @@ class Measured:
     accelerator: str
     http_503: int
     http_429: int
+    resends: int  # requests sent again after their replica was lost
+    preemptions: int  # running requests preempted for KV blocks (exact engine)
     ready_area: float  # ∫ ready (routable) replicas dt
     busy_s: float  # replica-seconds with at least one request in service
     max_ready: int
@@ -147,9 +149,10 @@ def summarize(
     stats: Sequence[RequestStats],
     lives: Sequence[Life],
     status_names: Sequence[str],
-    finished: Finished | None,
+    exact: Callable[[int | None], dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    """The summary; latency percentiles exact when ``finished`` (every request) is given."""
+    """The summary; latency percentiles exact when ``exact`` is given: it maps a
+    deployment index (None: all of them) to its exact percentiles, else from the sketches."""
     code_400 = status_names.index("rejected_400") if "rejected_400" in status_names else None
     per: dict[str, dict[str, Any]] = {}
     capacity: list[float] = []
@@ -157,8 +160,8 @@ def summarize(
         mine = [life for life in lives if life.deployment == d]
         lines = billing[billing["deployment"] == m.name]
         kpis = stats[d].kpis()
-        if finished is not None:
-            kpis.update(exact_percentiles(finished.select(finished.dep == d), warmup_s))
+        if exact is not None:
+            kpis.update(exact(d))
         cost = float(lines["cost_usd"].sum()) + reserved_share(billing_spec, lines)
         tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
         capacity.append(_capacity_tokens(m, stats[d], mine, end_s))
@@ -167,6 +170,8 @@ def summarize(
             http_503=m.http_503,
             http_429=m.http_429,
             http_400=stats[d].count(code_400),
+            resends=m.resends,
+            preemptions=m.preemptions,
             gpu_seconds=float(lines["gpu_seconds"].sum()),
             cost_usd=cost,
             serverless_cost_usd=price_tokens(
@@ -187,11 +192,11 @@ def summarize(
     for one in stats:
         all_stats.merge(one)
     total = all_stats.kpis()
-    if finished is not None:
-        total.update(exact_percentiles(finished, warmup_s))
+    if exact is not None:
+        total.update(exact(None))
     total.update(_capacity_kpis(lives, end_s))
-    sums = ("http_503", "http_429", "http_400", "gpu_seconds", "cold_starts",
-            "mean_ready_replicas", "pending_replica_seconds", "replica_crashes")
+    sums = ("http_503", "http_429", "http_400", "resends", "preemptions", "gpu_seconds",
+            "cold_starts", "mean_ready_replicas", "pending_replica_seconds", "replica_crashes")
     for key in sums:
         total[key] = sum(p[key] for p in per.values())
     # the total pays for the whole reservation, idle GPUs included
@@ -218,7 +223,7 @@ def summarize(
         "simulated_s": end_s,
         "wall_s": 0.0,
         "capsim_version": version,
-        "latency_percentiles": "exact" if finished is not None else "sketch",
+        "latency_percentiles": "exact" if exact is not None else "sketch",
         "total": {key: total[key] for key in (*KPI_KEYS, *TOTAL_ONLY_KEYS)}
         | {"peak_gpus_by_accelerator": by_acc},
         "deployments": per,

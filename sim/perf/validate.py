@@ -309,6 +309,47 @@ def fit(runs: Sequence[MeasuredRun], start: PerfParams = VLLM_BF16,
     return params_at(simplex[int(np.argmin(values))])
 
 
+# --- H200 against H100 -------------------------------------------------------
+
+def generation_ratios(serving_engine: str = "vllm") -> pd.DataFrame:
+    """H200/H100 maximum throughput, published (TensorRT-LLM v0.17, FP8) and modelled.
+
+    Each pair is one row of the table at the same model, TP and lengths on both
+    GPUs; the model's throughput is taken at the concurrency limit (where it
+    peaks) with TensorRT-LLM's batch and token limits, the profile's constants.
+    """
+    from sim.errors import InputError
+    from sim.perf import calibrate as C
+    from sim.perf.shape import Shape
+
+    rows = {(r.model, r.gpus, r.input_tokens, r.output_tokens, r.accelerator): r.published
+            for r in C.trtllm_rows() if r.precision == "FP8"}
+    profile = get_profile(serving_engine)
+
+    def model(key: tuple[str, int, int, int, str]) -> float | None:
+        m, g, i, o, acc = key
+        params = profile.params("FP8").with_(prefill_chunk=C.TRTLLM_TOKENS_PER_ITERATION)
+        try:
+            shape = Shape(m, acc, g, "FP8", max_concurrency=C.TRTLLM_MAX_BATCH, params=params,
+                          serving_engine=profile)
+        except InputError:
+            return None
+        return shape.throughput(shape.concurrency_limit(i, o), i, o)
+
+    out = []
+    for key, h200 in rows.items():
+        if key[4] != "H200_141GB" or (*key[:4], "H100_80GB") not in rows:
+            continue
+        h100_key = (*key[:4], "H100_80GB")
+        a, b = model(key), model(h100_key)
+        if not a or not b:
+            continue
+        size = "70B" if "70b" in key[0] else "8B"
+        out.append({"row": f"{size} TP{key[1]} {key[2]}/{key[3]}",
+                    "published": h200 / rows[h100_key], "model": a / b})
+    return pd.DataFrame(out)
+
+
 # --- report ------------------------------------------------------------------
 
 def markdown(table: pd.DataFrame) -> str:
@@ -321,8 +362,10 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def section(table: pd.DataFrame) -> str:
+def section(table: pd.DataFrame, ratios: pd.DataFrame | None = None) -> str:
     """The docs/validation.md section, generated."""
+    ratios = generation_ratios() if ratios is None else ratios
+    ratio_err = (ratios["model"] / ratios["published"] - 1.0).abs()
     held = table[table["set"] == "held out"]
     s_all, s_held = summary(table), summary(held)
 
@@ -347,6 +390,30 @@ def section(table: pd.DataFrame) -> str:
         "| median \\|error\\| | TTFT mean | TTFT p99 | TPOT mean | E2E mean | E2E p99 | "
         "stages not sustained |", "|---|---:|---:|---:|---:|---:|---:|",
         line("held out", s_held), line("all", s_all), "",
+        "Targets: median |error| ≤ 10 % on mean E2E and mean TPOT, ≤ 20 % on mean TTFT, and "
+        "no saturation where the server sustained the load.  Met: TTFT and no saturation "
+        "(the reasoning run, 4 req/s with ~1,390-token outputs, and the 70B run on four GPUs "
+        "are sustained with their measured TTFT).  Missed by about 3 points: TPOT and E2E on "
+        "the held-out runs.  Low and moderate load (up to 10 req/s on 8B) is within 10 %; the "
+        "residual error is at 20 req/s (+36 … +62 % TPOT on one H100) and on the 70B run at "
+        "10 req/s (+120 %).  Its cause is the engine, not the per-iteration price: the fast "
+        "engine adds each prefill chunk's exclusive time to the decode step it rides in "
+        "(`step + chunk`), while the server runs them as one pass in which the chunk's math "
+        "overlaps the weight reads (`Shape.iteration_time`); the more prefill per second, the "
+        "larger the over-count.  TTFT p99 is under-predicted by about 30 %: capsim starts a "
+        "prompt's prefill on arrival, the server at the next iteration boundary, and the "
+        "inputs replayed are the configured lengths (the sources publish no measured input "
+        "length).  A100, H200, B200, FP8 and SGLang have no replayable measurement here "
+        "(throughput.md §7 states their uncertainty).", "",
+        "H200 against H100: no vLLM run on H200 with published rates was found, so the "
+        "profile's H100-fitted efficiencies are applied to the H200's datasheet bandwidth and "
+        f"FLOP/s.  Checked against the {len(ratios)} FP8 row pairs (same model, TP and "
+        "lengths on both GPUs) of TensorRT-LLM's v0.17 maximum-throughput table: published "
+        f"H200/H100 median {ratios['published'].median():.2f}, the vllm profile "
+        f"{ratios['model'].median():.2f}, median |error| of the ratio "
+        f"{100 * ratio_err.median():.0f} % (max {100 * ratio_err.max():.0f} %, on long outputs "
+        "of 70B on one GPU, where the H200's larger HBM holds more KV cache).  B200 has no "
+        "measurement at all here.", "",
     ])
 
 
@@ -380,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = section(table)
     print(text)
     if args.write:
-        write_section(Path(__file__).resolve().parents[2] / "docs" / "validation.md", text)
+        write_section(Path("docs") / "validation.md", text)  # from a checkout
 
 
 if __name__ == "__main__":

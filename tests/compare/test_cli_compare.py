@@ -76,7 +76,7 @@ def test_baseline_writes_a_suite_that_compares_with_itself(tmp_path, capsys):
              write_sweep(tmp_path / "b.yaml", name="bee", sweep={REPLICAS: [1, 2]})]
     out = tmp_path / "baseline"
     assert main(["baseline", *map(str, files), "--out", str(out), "--workers", "2"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a", "b"]
+    assert sorted(p.name for p in out.iterdir()) == [".capsim-manifest.json", "a", "b"]
     assert {p.name for p in out.rglob("*.parquet")} == {"summary.parquet"}  # no tables
     assert main(["baseline", *map(str, files), "--out", str(tmp_path / "new"),
                  "--workers", "1"]) == 0

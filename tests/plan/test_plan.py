@@ -14,6 +14,7 @@ import sim
 from sim.cli import main
 from sim.plan import plan, plan_document
 from tests.conftest import queue_scenario, write_curve
+from tests.sweep.test_dask_cluster import cluster  # noqa: F401  (a fixture)
 
 SLO_S = 0.65  # between the Erlang C tails of 7 and 8 servers at 4 erlangs (see below)
 
@@ -126,8 +127,8 @@ def test_outputs_and_best_yaml_runs(curve, tmp_path, capsys):
     out = tmp_path / "plan"
     assert main(["plan", str(path), "--out", str(out), "--executor", "local",
                  "--workers", "2"]) == 0
-    assert {p.name for p in out.iterdir()} == {"plan.json", "best.yaml", "pareto.png",
-                                               "report.html"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "plan.json", "best.yaml", "pareto.png", "report.html"}
     doc = json.loads((out / "plan.json").read_text())
     rec = doc["recommendation"]
     assert rec["feasible"] and rec["cost_usd_per_month"] == pytest.approx(
@@ -157,3 +158,47 @@ def test_bad_plan_is_one_line_and_writes_nothing(curve, tmp_path, capsys):
     path.write_text(yaml.safe_dump(doc))
     assert main(["plan", str(path), "--out", str(out)]) == 2
     assert "no plan: section" in capsys.readouterr().err
+
+
+def test_validate_and_run_know_a_plan_file(curve, tmp_path, capsys):
+    path = tmp_path / "mmc.yaml"
+    path.write_text(yaml.safe_dump(mmc_doc(curve, policies=["static", "fireworks"])))
+    assert main(["validate", str(path)]) == 0
+    assert "valid plan 'queue': 1 shape × 2 policies × 1 region = 2 families" in \
+        capsys.readouterr().out
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert "a plan: section is for capsim plan" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a scheduler and two workers start: about a minute on 2 shared cores
+def test_a_dask_cluster_gives_the_same_plan(curve, cluster):  # noqa: F811
+    from sim.sweep import DaskExecutor
+
+    doc = mmc_doc(curve, duration="30m")
+    local = plan_document(plan(doc))
+    on_dask = plan_document(plan(doc, executor=DaskExecutor(cluster)))
+    assert on_dask == local and local["recommendation"] is not None
+
+
+def test_lowest_ttft_within_a_budget(curve):
+    price = sim.perf.build_shape("llama-v3p1-8b-instruct", {
+        "accelerator": "H100_80GB", "count": 1, "curve": str(curve)}).usd_per_hour
+    budget = 9.5 * price  # buys 9 replicas
+    result = plan(mmc_doc(curve, duration="30m", objective="ttft", budget_usd_per_hour=budget))
+    assert result.best is not None
+    assert result.best.config.max_replicas == 9
+    assert result.best.mean("cost_per_hour") <= budget
+    # a budget below the capacity bound buys nothing that can hold
+    poor = plan(mmc_doc(curve, duration="30m", objective="ttft", budget_usd_per_hour=2 * price))
+    assert poor.best is None and "the budget buys 2 replicas" in (poor.families[0].pruned or "")
+
+
+def test_each_region_is_a_family_of_its_own(curve):
+    result = plan(mmc_doc(curve, duration="30m", regions=["US", "EUROPE"],
+                          replicas={"min": 1, "max": 12}))
+    assert [f.label for f in result.families] == [
+        f"1×H100_80GB · {r} · static" for r in ("US", "EUROPE")]
+    regions = {e.config.region for e in result.evaluations}
+    assert regions == {"US", "EUROPE"}
+    best = result.best_scenario()
+    assert best is not None and best["deployments"][0]["region"] == result.best.config.region

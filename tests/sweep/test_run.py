@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.io import MANIFEST
 from sim.metrics.kpis import KPI_KEYS
 from sim.sweep import (
     LocalExecutor,
@@ -45,8 +46,11 @@ def test_pool_writes_one_folder_per_run_and_seed(plan, pooled):
     for run in plan.runs:
         folder = run_dir(out, run.run_id, run.seed)
         assert folder.name == f"seed={run.seed}"
-        assert {p.name for p in folder.iterdir()} == {
-            "summary.json", "requests.parquet", "timeline.parquet", "billing.csv"}
+        names = {p.name for p in folder.iterdir()}
+        # the files of `capsim run` (sim.io.write_run), report included, and the manifest
+        assert names >= {"summary.json", "requests.parquet", "timeline.parquet", "billing.csv",
+                         "allocation.parquet", "report.html", "timeline.png", MANIFEST}
+        assert json.loads((folder / MANIFEST).read_text())["files"] == sorted(names - {MANIFEST})
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["run_id"] == run.run_id and summary["seed"] == run.seed
         assert summary["overrides"] == run.overrides
@@ -122,8 +126,8 @@ def test_summary_only_writes_no_tables(plan, tmp_path):
     report = run_sweep(plan, tmp_path, executor=SerialExecutor(), tables=False)
     assert report.ok
     for run in plan.runs:
-        assert [p.name for p in run_dir(tmp_path, run.run_id, run.seed).iterdir()] == [
-            "summary.json"]
+        assert sorted(p.name for p in run_dir(tmp_path, run.run_id, run.seed).iterdir()) == [
+            MANIFEST, "summary.json"]
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(plan, tmp_path):
@@ -147,6 +151,15 @@ def test_a_failing_run_is_reported_and_the_others_finish(plan, tmp_path):
     assert {o.seed for o in again.ran} == {FAIL_SEED} and len(again.skipped) == 2
     assert not (tmp_path / "failures.json").exists()
     assert set(read_summary(tmp_path)["status"]) == {"ok"}
+
+
+def test_a_dying_worker_does_not_fail_the_healthy_runs_beside_it(plan, tmp_path):
+    """Three runs in flight on three workers; one worker dies.  The pool breaks and
+    every future in flight with it, but only the dying run is reported failed."""
+    report = run_sweep(plan, tmp_path, executor=LocalExecutor(3), runner=dying_execute)
+    assert [o.seed for o in report.failed] == [FAIL_SEED, FAIL_SEED]
+    assert all("worker process died" in o.error for o in report.failed)
+    assert sorted(o.seed for o in report.ran) == [1, 1]
 
 
 def test_a_worker_that_dies_fails_its_run_only(plan, tmp_path):
