@@ -32,6 +32,7 @@ from sim.errors import (
     InputError,
     elide,
 )
+from sim.estimate import estimate
 
 EPILOG = """\
 exit codes:
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--yes", action="store_true",
+                   help="run a large scenario without the estimate's warnings "
+                        "(hard limits still refuse)")
     r.add_argument("--no-requests", action="store_true",
                    help="keep no per-request table (flat memory for long horizons; "
                         "latency percentiles from quantile sketches)")
@@ -243,6 +247,10 @@ def _run(args: argparse.Namespace) -> int:
             err.reason = "a plan: section is for capsim plan (capsim run takes the scenario " \
                          "without it: see the plan's best.yaml)"
         raise
+    size = estimate(loaded, keep_requests=not args.no_requests).refuse(args.scenario)
+    if not (args.yes or loaded.spec.large_run_ok):
+        for line in size.warnings():
+            print(f"capsim: warning: {line} (--yes hides this)", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
     from sim.workload.generate import traffic_warnings
@@ -348,8 +356,12 @@ def _validate(args: argparse.Namespace) -> int:
               "(capsim plan)")
         return 0
     loaded = sim.load_scenario(path)
+    size = estimate(loaded).refuse(str(path))
     n = len(loaded.spec.deployments)
-    print(f"{path}: valid scenario '{loaded.spec.name}' ({n} deployment{'s' * (n != 1)})")
+    print(f"{path}: valid scenario {elide(repr(loaded.spec.name))} "
+          f"({n} deployment{'s' * (n != 1)}): {size.line()}")
+    for line in size.warnings():
+        print(f"{path}: warning: {line}")
     return 0
 
 

@@ -52,12 +52,16 @@ REPLICA_STAGES: tuple[tuple[str, str, str], ...] = (
 
 # Per-request latencies latency_cdf can draw: column or formula -> axis label.
 LATENCY_METRICS: dict[str, str] = {
+    "user_ttft_s": "time to first token, from the first attempt",
+    "user_e2e_s": "end-to-end latency, from the first attempt",
     "ttft_s": "time to first token",
     "tpot_s": "time per output token",
     "e2e_s": "end-to-end latency",
     "queue_wait_s": "router queue wait",
 }
-_SLO_KEY = {"ttft_s": "ttft_p99", "tpot_s": "tpot_p99", "e2e_s": "e2e_p99"}
+# the objective drawn on a CDF (objectives are judged on the user's view)
+_SLO_KEY = {"user_ttft_s": "ttft_p99", "tpot_s": "tpot_p99", "user_e2e_s": "e2e_p99",
+            "ttft_s": "ttft_p99", "e2e_s": "e2e_p99"}
 
 _PRICING_LABELS = {
     "on_demand": "on-demand",
@@ -187,8 +191,11 @@ def timeline(result: Result) -> Figure:
     Panels: arrival rate (req/s); for each deployment its replicas stacked by
     stage (ready, and draining / initializing / downloading / scheduling /
     pending when the timeline has those columns) with the desired replicas as
-    a dashed line; HTTP 503 and 429 responses per second; mean router queue
-    depth.  Interval quantities (arrivals, refusals, queue) are drawn over
+    a dashed line; when the timeline has them, user TTFT and TPOT p50 / p99 of
+    the requests that arrived in each interval (log scale) and the replicas'
+    load (capacity used, and requests in service per serving replica); HTTP
+    503 and 429 responses per second; mean router queue depth.  Interval
+    quantities (arrivals, refusals, queue) are drawn over
     their interval, counts taken at an interval's end (replicas) from that
     time on; the scenario's datacenter outages are shaded.
     """
@@ -202,11 +209,19 @@ def timeline(result: Result) -> Figure:
               tl.groupby("deployment", observed=True, sort=False)]
     colours = dict(zip([g[0] for g in groups], _palette(len(groups)), strict=True))
     scale, unit = _time_unit(float(tl["t_end"].max()))
-    ratios = [1.0] + [1.2] * len(groups) + [0.8, 0.8]
+    latency = _has(tl, "user_ttft_p99_s", "tpot_p99_s")
+    load = _has(tl, "utilization", "mean_batch")
+    extra = [1.0] * latency + [0.8] * load
+    ratios = [1.0] + [1.2] * len(groups) + extra + [0.8, 0.8]
     fig = Figure(figsize=(11, 1.9 * sum(ratios) + 0.8), layout="constrained")
     axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios)
     ax_rate, ax_err, ax_queue = axes[0], axes[-2], axes[-1]
     many = len(groups) > 1
+    n_rep = len(groups)
+    if latency:
+        _latency_panel(axes[1 + n_rep], groups, colours, scale)
+    if load:
+        _load_panel(axes[1 + n_rep + latency], groups, colours, scale)
 
     for name, rows in groups:
         edges = _edges(rows) / scale
@@ -217,7 +232,7 @@ def timeline(result: Result) -> Figure:
     if many:
         _legend(ax_rate, **_OUTSIDE)
 
-    for ax, (name, rows) in zip(axes[1:-2], groups, strict=True):
+    for ax, (name, rows) in zip(axes[1:1 + n_rep], groups, strict=True):
         _replica_panel(ax, name, rows, scale)
 
     any_errors = False
@@ -253,15 +268,62 @@ def timeline(result: Result) -> Figure:
         _legend(ax_queue, **_OUTSIDE)
 
     outages = _outages(result)
+    replica_axes = list(axes[1:1 + n_rep])
     for ax in axes:
-        _shade_outages(ax, outages, scale, label=ax in axes[1:-2])
-        if ax in axes[1:-2]:
+        _shade_outages(ax, outages, scale, label=ax in replica_axes)
+        if ax in replica_axes:
             _legend(ax, **_OUTSIDE)  # again, with the outages
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
+        if ax.get_yscale() == "linear":
+            ax.set_ylim(bottom=0)
     ax_queue.set_xlim(float(tl["t_start"].min()) / scale, float(tl["t_end"].max()) / scale)
     fig.suptitle(f"{_name(result)}: load and capacity over time", fontsize="x-large")
     return fig
+
+
+def _latency_panel(ax: Axes, groups: list[tuple[str, pd.DataFrame]], colours: dict[str, str],
+                   scale: float) -> None:
+    """User TTFT and TPOT, p50 (thin) and p99 (thick), per interval of arrival."""
+    drawn = False
+    for name, rows in groups:
+        edges = _edges(rows) / scale
+        for column, style, width in (("user_ttft_p99_s", "-", 1.6), ("user_ttft_p50_s", "-", 0.8),
+                                     ("tpot_p99_s", ":", 1.6), ("tpot_p50_s", ":", 0.8)):
+            values = rows[column].to_numpy(float)
+            if np.isfinite(values).any() and np.nanmax(values) > 0:
+                drawn = True
+                metric = "TTFT" if "ttft" in column else "TPOT"
+                label = f"{name} {metric} {column.split('_')[-2]}" if len(groups) > 1 else (
+                    f"{metric} {column.split('_')[-2]}")
+                ax.stairs(np.where(values > 0, values, np.nan), edges, color=colours[name],
+                          linestyle=style, linewidth=width, label=label)
+    ax.set_title("Latency of the requests arriving in each interval: user TTFT (solid), "
+                 "TPOT (dotted)", loc="left", fontsize="medium")
+    ax.set_ylabel("seconds")
+    if drawn:
+        ax.set_yscale("log")
+        _legend(ax, **_OUTSIDE)
+    else:
+        _note(ax, "no request finished ok")
+
+
+def _load_panel(ax: Axes, groups: list[tuple[str, pd.DataFrame]], colours: dict[str, str],
+                scale: float) -> None:
+    """Capacity used (left axis) and requests in service per serving replica (right)."""
+    right = ax.twinx()
+    for name, rows in groups:
+        edges = _edges(rows) / scale
+        prefix = f"{name} " if len(groups) > 1 else ""
+        ax.stairs(100 * rows["utilization"].to_numpy(float), edges, color=colours[name],
+                  linewidth=1.4, label=f"{prefix}capacity used")
+        right.stairs(rows["mean_batch"].to_numpy(float), edges, color=colours[name],
+                     linestyle="--", linewidth=1.0, label=f"{prefix}requests per replica")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("capacity used (%)")
+    right.set_ylabel("in service / replica")
+    right.set_ylim(bottom=0)
+    ax.set_title("Replica load: capacity used (solid) and requests in service per replica "
+                 "(dashed)", loc="left", fontsize="medium")
 
 
 def _replica_panel(ax: Axes, name: str, rows: pd.DataFrame, scale: float) -> None:
@@ -619,7 +681,11 @@ def gpu_allocation(result: Result) -> Figure:
     colours = dict(zip(deployments, _palette(len(deployments)), strict=True))
     colours["background"] = _BACKGROUND_COLOUR
     order = [*deployments, "background"]
-    times = np.sort(alloc["t_end"].astype(float).unique())
+    # every sample time of the run, so an interval where nothing is held reads 0
+    sampled = [alloc["t_end"].astype(float).to_numpy()]
+    if _has(result.timeline, "t_end"):
+        sampled.append(result.timeline["t_end"].astype(float).to_numpy())
+    times = np.unique(np.concatenate(sampled))
     interval = float(np.min(np.diff(times))) if len(times) > 1 else float(times[0]) or 1.0
     start = max(float(times[0]) - interval, 0.0)
     scale, unit = _time_unit(float(times[-1]))
@@ -714,8 +780,9 @@ def shape_comparison(
     ``name``, ``scenario``, ``run_id`` it has, else the index).  Rows with the
     same label (seeds) are averaged, with bars from their minimum to maximum.
     The TTFT objective (``slo_s``, else the runs' common ``slo.ttft_p99``) is
-    a vertical line; the frontier joins the points no other point beats on
-    both cost and latency.
+    a vertical line, and points beyond it are crossed out; the frontier joins
+    the points that meet it and that no other such point beats on both cost
+    and latency.
     """
     if isinstance(results_or_table, pd.DataFrame):
         table = results_or_table.copy()
@@ -755,11 +822,16 @@ def shape_comparison(
         ax.errorbar(x, y, xerr=[x - stats[(_X, "min")], stats[(_X, "max")] - x],
                     yerr=[y - stats[(_Y, "min")], stats[(_Y, "max")] - y], fmt="none",
                     ecolor="#555555", elinewidth=1, capsize=3, zorder=2)
+    meets = x <= slo_s if slo_s is not None else np.ones(len(x), dtype=bool)
+    if not meets.all():
+        ax.scatter(x[~meets], y[~meets], s=160, marker="x", color="#c44e52", zorder=4,
+                   label="misses the TTFT objective")
     ax.scatter(x, y, s=90, c=colours, edgecolors="black", zorder=3)
-    front = _frontier(x, y)
+    kept = np.flatnonzero(meets)
+    front = kept[_frontier(x[kept], y[kept])]
     if len(front) > 1:
         ax.plot(x[front], y[front], color="#555555", linestyle="-", linewidth=1, zorder=1,
-                label="frontier: nothing is both cheaper and faster")
+                label="frontier: nothing that meets the objective is both cheaper and faster")
     if slo_s is not None:
         ax.axvline(slo_s, color="#c44e52", linestyle=":", linewidth=1.5,
                    label=f"TTFT objective: p99 ≤ {seconds_text(slo_s)}")

@@ -15,11 +15,13 @@ from sim import __version__, catalog
 from sim.billing.rules import billing_table
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
-from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
+from sim.estimate import estimate
+from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan, ReplicaLife
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.stream import Finished, RequestStats
 from sim.metrics.summary import Measured, summarize
+from sim.metrics.timeline import TimelineTally, add_columns
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
@@ -40,8 +42,9 @@ class _Tally:
     """Receives the engine's finished requests: streaming statistics, and the rows if kept."""
 
     def __init__(self, n_deployments: int, warmup_s: float, slo: dict[str, float | None],
-                 keep_requests: bool, sink: RequestSink | None = None):
+                 keep_requests: bool, interval_s: float, sink: RequestSink | None = None):
         self.stats = [RequestStats(warmup_s, slo) for _ in range(n_deployments)]
+        self.timeline = TimelineTally(n_deployments, interval_s)
         self.parts: list[Finished] | None = [] if keep_requests else None
         self.sink = sink
         self.sim: Simulation | None = None
@@ -49,6 +52,7 @@ class _Tally:
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
             stats.add(batch.select(batch.dep == d))
+        self.timeline.add(batch)
         if self.parts is not None:
             self.parts.append(batch)
         if self.sink is not None and self.sim is not None:
@@ -109,6 +113,7 @@ def run(
     back from the sink.
     """
     loaded = _loaded(scenario, overrides)
+    estimate(loaded, keep_requests=keep_requests).refuse(loaded.source)
     spec = loaded.spec
     wall0 = time.perf_counter()
     inventory = Inventory.from_scenario(spec.regions)
@@ -179,7 +184,8 @@ def run(
     )
     clients = spec.clients
     tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(),
-                   keep_requests and requests_sink is None, requests_sink)
+                   keep_requests and requests_sink is None, spec.timeline_interval,
+                   requests_sink)
     sim = Simulation(
         plans,
         horizon_s=spec.duration,
@@ -209,7 +215,10 @@ def run(
         sink.close()
         read_back = sink.exact_percentiles(sim.names, spec.warmup)
         exact = lambda d: read_back[None if d is None else sim.names[d]]  # noqa: E731
-    timeline = _timeline_table(sim)
+    timeline = add_columns(
+        _timeline_table(sim), tally.timeline,
+        [_serving(control.lives, d, sim.end_s) for d in range(len(shapes))],
+        [_saturation(shape, stats) for shape, stats in zip(shapes, tally.stats, strict=True)])
     billing = billing_table(spec.billing, control.lives, spec.deployments,
                             [shape.accelerator for shape in shapes], sim.end_s)
     summary = summarize(
@@ -303,6 +312,21 @@ def _timeline_table(sim: Simulation) -> pd.DataFrame:
     df["deployment"] = pd.Categorical.from_codes(df["deployment"], categories=sim.names)
     df["arrival_rps"] = df["arrivals"] / df["interval_s"]
     return df
+
+
+def _serving(lives: list[ReplicaLife], d: int, end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ready, stop) times of deployment ``d``'s replicas that became ready."""
+    mine = [life for life in lives if life.deployment == d and not np.isnan(life.ready_s)]
+    return (np.array([life.ready_s for life in mine], dtype=np.float64),
+            np.array([end_s if np.isnan(life.stopped_s) else life.stopped_s for life in mine],
+                     dtype=np.float64))
+
+
+def _saturation(shape: Shape, stats: RequestStats) -> float:
+    """One replica's output tokens/s at saturation for the run's mean ok request sizes."""
+    if stats.ok == 0:
+        return 0.0
+    return shape.max_throughput(stats.ok_input_tokens / stats.ok, stats.ok_output_tokens / stats.ok)
 
 
 def _measured(sim: Simulation, control: ControlPlane, d: int, model: str,

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sim.metrics.kpis import KPI_KEYS
-from sim.report.format import format_kpi, kpi_label
+from sim.report.format import format_kpi, has_slo, kpi_label
 from sim.results import Result
 
 # The terminal summary's rows: the KPI registry's keys, in its order, without the
@@ -43,7 +43,10 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     if len(names) > 1:
         table.add_column("total", justify="right", style="bold", no_wrap=True, overflow="fold")
         blocks.append(summary["total"])
+    slo = has_slo(summary)
     for key in TERMINAL_KEYS:
+        if key == "slo_attainment" and not slo:
+            continue  # no objective: nothing to attain
         values = [b.get(key) for b in blocks]
         if all(v is None for v in values):
             continue  # e.g. SLO attainment without an objective, cold starts without any
