@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan, Re
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.stream import Finished, RequestStats
-from sim.metrics.summary import Measured, exact_percentiles, summarize
+from sim.metrics.summary import Measured, summarize
 from sim.metrics.timeline import TimelineTally, add_columns
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
@@ -73,8 +73,9 @@ class RequestSink(Protocol):
     def sample(self) -> pd.DataFrame:
         """A uniform sample of the rows written, for plots."""
 
-    def exact_percentiles(self, deployment: str | None, warmup_s: float) -> dict[str, Any]:
-        """The summary's latency percentiles of one deployment (None: all), exact."""
+    def exact_percentiles(self, deployments: Sequence[str],
+                          warmup_s: float) -> dict[str | None, dict[str, Any]]:
+        """The summary's latency percentiles per deployment and for all (None), exact."""
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -208,16 +209,12 @@ def run(
     tally.parts = None
     requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
     exact: Callable[[int | None], dict[str, Any]] | None = None
-    if finished is not None:
-        done = finished
-        exact = lambda d: exact_percentiles(  # noqa: E731
-            done if d is None else done.select(done.dep == d), spec.warmup)
-    elif requests_sink is not None:
+    if requests_sink is not None:  # the table is on disk: percentiles read back from it
         sink = requests_sink
         sink.write(requests, np.empty(0, np.int64))  # the columns, should no request finish
         sink.close()
-        exact = lambda d: sink.exact_percentiles(  # noqa: E731
-            None if d is None else sim.names[d], spec.warmup)
+        read_back = sink.exact_percentiles(sim.names, spec.warmup)
+        exact = lambda d: read_back[None if d is None else sim.names[d]]  # noqa: E731
     timeline = add_columns(
         _timeline_table(sim), tally.timeline,
         [_serving(control.lives, d, sim.end_s) for d in range(len(shapes))],
@@ -230,7 +227,8 @@ def run(
         billing_spec=spec.billing, billing=billing,
         measured=[_measured(sim, control, d, dep.model, shape)
                   for d, (dep, shape) in enumerate(zip(spec.deployments, shapes, strict=True))],
-        stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, exact=exact,
+        stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, finished=finished,
+        exact=exact,
     )
     del finished
     summary["wall_s"] = time.perf_counter() - wall0

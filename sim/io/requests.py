@@ -15,6 +15,7 @@ order).  It keeps two small things in memory:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +97,62 @@ class RequestsFile:
             return self._empty if self._empty is not None else pd.DataFrame()
         return self._sample.sort_values("arrival_s", kind="stable").reset_index(drop=True)
 
-    def exact_percentiles(self, deployment: str | None, warmup_s: float) -> dict[str, Any]:
-        """The summary's latency percentiles of ``deployment`` (None: all), exact: from
-        every ok request that arrived at or after ``warmup_s``, read back from the file."""
-        out: dict[str, Any] = {}
-        if self.rows == 0:
-            return {key: None for key, _, _ in PERCENTILES}
-        filters: list[Any] = [("status", "=", "ok"), ("arrival_s", ">=", warmup_s)]
-        if deployment is not None:
-            filters.append(("deployment", "=", deployment))
-        values: dict[str, np.ndarray] = {}
-        for key, metric, p in PERCENTILES:
-            if metric not in values:
-                values.clear()  # one metric in memory at a time
-                column = pq.read_table(self.path, columns=[f"{metric}_s"], filters=filters)
-                v = column.column(0).to_numpy()
-                values[metric] = v[~np.isnan(v)] if metric == "tpot" else v
-            v = values[metric]
-            out[key] = float(np.percentile(v, p)) if len(v) else None
+    def exact_percentiles(self, deployments: Sequence[str],
+                          warmup_s: float) -> dict[str | None, dict[str, Any]]:
+        """The summary's latency percentiles, exact, per deployment and for all (key
+        None): from every ok request that arrived at or after ``warmup_s``, read back
+        from the file one metric at a time, a row group at a time.
+
+        Memory: one float64 per selected request of one metric (the values of all
+        deployments, side by side in one array, partitioned in place).
+        """
+        out: dict[str | None, dict[str, Any]] = {d: {} for d in [*deployments, None]}
+        source = pq.ParquetFile(self.path) if self.rows else None
+        for metric in dict.fromkeys(m for _, m, _ in PERCENTILES):
+            chunks: dict[str, list[np.ndarray]] = {d: [] for d in deployments}
+            if source is not None:
+                for batch in source.iter_batches(
+                        batch_size=1 << 20,
+                        columns=[f"{metric}_s", "status", "arrival_s", "deployment"]):
+                    values = batch.column(0).to_numpy(zero_copy_only=False)
+                    keep = _is(batch.column(1), "ok")
+                    keep &= batch.column(2).to_numpy(zero_copy_only=False) >= warmup_s
+                    if metric == "tpot":
+                        keep &= ~np.isnan(values)
+                    for d in deployments:
+                        sel = values[keep & _is(batch.column(3), d)]
+                        if sel.size:
+                            chunks[d].append(sel)
+            sizes = [sum(len(c) for c in chunks[d]) for d in deployments]
+            joined = np.empty(sum(sizes))
+            bounds, pos = {}, 0
+            for d in deployments:
+                start = pos
+                while chunks[d]:  # move, freeing as we go
+                    part = chunks[d].pop(0)
+                    joined[pos:pos + len(part)] = part
+                    pos += len(part)
+                bounds[d] = (start, pos)
+            keys = [(key, p) for key, m, p in PERCENTILES if m == metric]
+            for d, (a, b) in bounds.items():  # each deployment's slice first...
+                for key, p in keys:
+                    out[d][key] = _percentile(joined[a:b], p)
+            for key, p in keys:  # ...then all: partitioning the whole mixes the slices
+                out[None][key] = _percentile(joined, p)
         return out
+
+
+def _is(column: pa.Array, value: str) -> np.ndarray:
+    """Where a dictionary-encoded column equals ``value``, by its codes."""
+    if not pa.types.is_dictionary(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False) == value, dtype=bool)
+    names = column.dictionary.to_pylist()
+    if value not in names:
+        return np.zeros(len(column), dtype=bool)
+    codes = column.indices.to_numpy(zero_copy_only=False)
+    return np.asarray(codes == names.index(value), dtype=bool)
+
+
+def _percentile(values: np.ndarray, p: float) -> float | None:
+    # partitions in place: the same order statistics, so the same value as a copy would give
+    return float(np.percentile(values, p, overwrite_input=True)) if len(values) else None
