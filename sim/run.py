@@ -113,6 +113,11 @@ def run(
                 datacenter="",
                 max_queue=dep.max_queue,
                 queue_on_cold_start=dep.cold_start_mode == "queue",
+                router=dep.router.policy,
+                balance_abs=float(dep.router.balance_abs),
+                balance_rel=float(dep.router.balance_rel),
+                prefix_caching=dep.prefix_caching,
+                block_tokens=dep.traffic.hash_block_tokens,
             )
         )
         cold = dep.cold_start
@@ -158,6 +163,7 @@ def run(
         control=control,
         chunk_s=chunk_s,
         on_finished=tally,
+        router_rng=stream(spec.seed, "routers"),
     )
     _schedule_events(sim, control, spec)
     sim.run(progress)
@@ -213,6 +219,7 @@ def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
             "status": pd.Categorical.from_codes(st.status, categories=list(STATUS_NAMES)),
             "attempts": st.attempts,
             "input_tokens": st.inp,
+            "cached_tokens": st.cached,
             "output_tokens": st.out,
             "datacenter": pd.Categorical.from_codes(
                 _dc_codes(st.replica, dcs), categories=sorted(set(dcs))
@@ -278,8 +285,14 @@ def _billing_table(
                 end_s=end)
 
 
-def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats) -> float | None:
-    """The deployment's requests priced per token; None when no price is known."""
+def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats,
+                     simulated_hit_rate: float | None = None) -> float | None:
+    """The deployment's requests priced per token; None when no price is known.
+
+    Cached input is priced at the hit rate simulated on the deployment when
+    its traffic carries prefix information (``simulated_hit_rate``), else at
+    ``billing.prefix_cache_hit_rate``.
+    """
     billing = loaded.spec.billing
     price = billing.serverless.get(model)
     listed = catalog.get_model(model).serverless
@@ -295,7 +308,8 @@ def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats) ->
     return serverless_cost(
         float(stats.input_tokens), float(stats.output_tokens),
         input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
-        cache_hit_rate=billing.prefix_cache_hit_rate,
+        cache_hit_rate=(billing.prefix_cache_hit_rate if simulated_hit_rate is None
+                        else simulated_hit_rate),
     )
 
 
@@ -342,7 +356,10 @@ def _summary(
                 "http_429": int(st.d_i[d, K.DI_429]),
                 "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
-                "serverless_cost_usd": _serverless_cost(loaded, dep_spec.model, stats[d]),
+                "serverless_cost_usd": _serverless_cost(
+                    loaded, dep_spec.model, stats[d],
+                    sim.hit_rate(d) if sim.has_prefixes[d] and dep_spec.prefix_caching
+                    else None),
                 "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
                 "cold_starts": control.deps[d].cold_starts,
                 "mean_ready_replicas": ready_area / end if end > 0 else 0.0,
@@ -354,7 +371,8 @@ def _summary(
         per[name] = {key: kpis[key] for key in KPI_KEYS}
         ctl = control.deps[d]
         per[name].update(
-            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl)
+            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl),
+            prefix_cache_hit_rate=sim.hit_rate(d),
         )
     all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
     for one in stats:
@@ -392,6 +410,7 @@ def _summary(
         "total": {key: total[key] for key in KPI_KEYS}
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),
+            "prefix_cache_hit_rate": sim.hit_rate(None),
             "on_demand_cost_usd": _cost_of(billing, "on_demand"),
             "reserved_cost_usd": _cost_of(billing, "reserved"),
         },

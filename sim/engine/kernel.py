@@ -31,12 +31,14 @@ Service model of a replica (the one ``sim.perf.Shape.throughput`` assumes):
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
 
 import numpy as np
+
+from sim.engine import prefix_cache as pc
+from sim.engine import routers
+from sim.engine.jit import JIT as JIT
+from sim.engine.jit import njit
 
 INF = np.inf
 
@@ -46,20 +48,29 @@ STATUS_NAMES = ("in_flight", "ok", "failed_503", "rejected_429", "unfinished")
 
 # Why run_until returned.
 STOP_LIMIT, STOP_COLD, STOP_NEED_UNIFORMS, STOP_RETRY_FULL, STOP_DRAINED = 0, 1, 2, 3, 4
+STOP_NEED_ROUTER_UNIFORMS = 5
 
 # Counters in KernelState.counters.
 C_NEXT_ARRIVAL, C_OUTSTANDING, C_RETRY_SIZE, C_RETRY_SEQ, C_UNIFORM, C_REPLICA_HEAP = range(6)
 C_LAST = 6  # the deployment (STOP_COLD) or replica (STOP_DRAINED) concerned
-N_COUNTERS = 7
+C_ROUTER_UNIFORM = 7  # next unused uniform of the random router
+N_COUNTERS = 8
 
 # Integer fields of a deployment: columns of KernelState.d_i.
 (DI_MAXC, DI_KVCAP, DI_MAX_QUEUE, DI_QUEUE_COLD, DI_NOTIFY_COLD, DI_Q_HEAD, DI_Q_TAIL,
  DI_Q_LEN, DI_503, DI_429, DI_ARRIVALS, DI_ATTEMPTS, DI_COMPLETIONS, DI_TOKENS_IN,
- DI_TOKENS_OUT, DI_NREPS, DI_SERVING) = range(17)
-N_DI = 17
+ DI_TOKENS_OUT, DI_NREPS, DI_SERVING, DI_ROUTER, DI_PREFIX, DI_BLOCK, DI_RR,
+ DI_TOKENS_CACHED) = range(22)
+N_DI = 22
 # Float fields of a deployment: columns of KernelState.d_f.
-DF_CHUNK, DF_M1, DF_C1, DF_Q_AREA, DF_Q_T, DF_SERV_AREA, DF_SERV_T, DF_LAST_ATTEMPT = range(8)
-N_DF = 8
+(DF_CHUNK, DF_M1, DF_C1, DF_Q_AREA, DF_Q_T, DF_SERV_AREA, DF_SERV_T, DF_LAST_ATTEMPT,
+ DF_BAL_ABS, DF_BAL_REL) = range(10)
+N_DF = 10
+# Prefix fields of a request: columns of KernelState.rq_px.  Its chain of block ids
+# is blk_ids[off : off + n]; it pins its first `pinned` blocks in its replica's
+# cache; `hit` prompt tokens of it were cached when it was admitted.
+PX_OFF, PX_N, PX_SESS, PX_PINNED, PX_HIT = range(5)
+N_PX = 5
 # Integer fields of a replica: columns of KernelState.r_i.
 RI_DEP, RI_N, RI_KV_RES, RI_PF_HEAD, RI_PF_TAIL, RI_HEAP_OFF, RI_HEAP_N, RI_DRAINING = range(8)
 N_RI = 8
@@ -72,23 +83,6 @@ N_RF = 8
 TIME_EPS = 1e-11
 
 
-def _identity_jit(*args: Any, **kwargs: Any) -> Any:
-    if args and callable(args[0]):
-        return args[0]
-    return lambda fn: fn
-
-
-def _load_jit() -> tuple[Callable[..., Any], bool]:
-    if os.environ.get("CAPSIM_NO_JIT"):
-        return _identity_jit, False
-    try:
-        from numba import njit
-    except ImportError:
-        return _identity_jit, False
-    return njit, True
-
-
-njit, JIT = _load_jit()
 
 
 @dataclass
@@ -109,6 +103,10 @@ class KernelState:
     attempts: np.ndarray
     replica: np.ndarray
     link: np.ndarray  # i8 next request in the FIFO (prefill queue or router queue) it is in
+    rq_px: np.ndarray  # (n, N_PX) i8 prefix fields, see PX_*
+    pf_hit: np.ndarray  # f8 seconds of exclusive prefill a cache hit saved
+    blk_ids: np.ndarray  # i8 block ids of every request's chain
+    blk_pf: np.ndarray  # f8 exclusive prefill seconds of the prompt up to each block's end
     # deployments (d)
     d_i: np.ndarray  # (d, N_DI) i8, see DI_*
     d_f: np.ndarray  # (d, N_DF) f8, see DF_*
@@ -128,6 +126,17 @@ class KernelState:
     rt_t: np.ndarray
     rt_seq: np.ndarray
     rt_req: np.ndarray
+    # prefix caches (sim.engine.prefix_cache) and routing
+    pc_r: np.ndarray
+    pc_key: np.ndarray
+    pc_tok: np.ndarray
+    pc_ref: np.ndarray
+    pc_prev: np.ndarray
+    pc_next: np.ndarray
+    pc_tab: np.ndarray
+    sess_rep: np.ndarray  # i8 replica of each (dense) session's last request, −1: none
+    scratch: np.ndarray  # (2, width of d_reps) i8: a router's admit and hit columns
+    ru: np.ndarray  # pre-drawn U(0,1) for the random router
     # client policy and jitter
     uniforms: np.ndarray  # pre-drawn U(0,1) for full jitter
     client: np.ndarray  # f8 [max_retries, backoff_base, backoff_max, jitter(0/1)]
@@ -304,11 +313,15 @@ def run_until(
     arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
     pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
     finish_t: np.ndarray, status: np.ndarray, attempts: np.ndarray, replica: np.ndarray,
-    link: np.ndarray,
+    link: np.ndarray, rq_px: np.ndarray, pf_hit: np.ndarray, blk_ids: np.ndarray,
+    blk_pf: np.ndarray,
     d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_reps: np.ndarray,
     r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
+    pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+    pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray,
+    scratch: np.ndarray, ru: np.ndarray,
     uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray,
 ) -> tuple[int, float]:
     """Process request events with time < ``t_limit``; return (reason, time reached)."""
@@ -347,15 +360,24 @@ def run_until(
                 if nxt < 0:
                     r_i[r, RI_PF_TAIL] = -1
                 else:
-                    r_f[r, RF_PF_LEFT] = pf_work[nxt]
+                    r_f[r, RF_PF_LEFT] = pf_work[nxt] - pf_hit[nxt]
                 first_t[q] = t
                 d_i[d, DI_TOKENS_IN] += inp[q]
+                if rq_px[q, PX_N] > 0 and d_i[d, DI_PREFIX] == 1:
+                    # the prompt's blocks are computed: cache them
+                    d_i[d, DI_TOKENS_CACHED] += rq_px[q, PX_HIT]
+                    rq_px[q, PX_PINNED] = pc.insert(
+                        r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_N], rq_px[q, PX_PINNED],
+                        inp[q], d_i[d, DI_BLOCK], pc_r, pc_key, pc_tok, pc_ref, pc_prev,
+                        pc_next, pc_tab)
                 if out[q] > 1:
                     _dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
                              r_f[r, RF_VTIME] + (out[q] - 1), q)
                     r_i[r, RI_HEAP_N] += 1
                 else:
-                    _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters)
+                    _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters,
+                            rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next,
+                            pc_tab)
             # decodes that are done
             off = r_i[r, RI_HEAP_OFF]
             while r_i[r, RI_HEAP_N] > 0 and (
@@ -363,10 +385,13 @@ def run_until(
             ):
                 q = _dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
                 r_i[r, RI_HEAP_N] -= 1
-                _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters)
+                _finish(q, r, d, t, finish_t, status, inp, out, d_i, d_f, r_i, r_f, counters,
+                        rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
             if r_i[r, RI_DRAINING] == 0:
-                _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
-            _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv,
+                _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f,
+                      rq_px, pf_hit, blk_ids, blk_pf, pc_r, pc_key, pc_tok, pc_ref, pc_prev,
+                      pc_next, pc_tab, sess_rep)
+            _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, pf_hit, rq_px, r_i, r_f, hv,
                         ih_key, ih_item, ih_pos, n_rep_heap)
             if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
                 counters[C_LAST] = r
@@ -379,6 +404,8 @@ def run_until(
             return STOP_RETRY_FULL, t
         if client[3] > 0.0 and counters[C_UNIFORM] >= uniforms.shape[0]:
             return STOP_NEED_UNIFORMS, t
+        if counters[C_ROUTER_UNIFORM] >= ru.shape[0]:
+            return STOP_NEED_ROUTER_UNIFORMS, t
         if kind == 1:
             q = _rt_pop(rt_t, rt_seq, rt_req, counters)
         else:
@@ -401,11 +428,17 @@ def run_until(
                 return STOP_COLD, t
             continue
         if d_i[d, DI_Q_LEN] == 0 and not cold:
-            best = _pick(d, inp[q] + out[q], d_i, d_reps, r_i)
+            if d_i[d, DI_ROUTER] == routers.LEAST_LOADED:
+                best = _pick(d, inp[q] + out[q], d_i, d_reps, r_i)
+            else:
+                best = _route(q, d, inp, out, rq_px, blk_ids, d_i, d_f, d_reps, r_i, pc_r,
+                              pc_key, pc_tab, sess_rep, scratch, ru, counters)
             if best >= 0:
                 _advance(best, t, r_i, r_f)
-                _admit(q, best, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
-                _reschedule(best, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv,
+                _admit(q, best, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f,
+                       rq_px, pf_hit, blk_ids, blk_pf, pc_r, pc_key, pc_tok, pc_ref, pc_prev,
+                       pc_next, pc_tab, sess_rep)
+                _reschedule(best, d, t, d_M, d_C, d_f, inp, pf_work, pf_hit, rq_px, r_i, r_f, hv,
                             ih_key, ih_item, ih_pos, n_rep_heap)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
@@ -447,6 +480,54 @@ def _pick(d: int, need: int, d_i: np.ndarray, d_reps: np.ndarray, r_i: np.ndarra
 
 
 @njit(cache=True)
+def _route(q: int, d: int, inp: np.ndarray, out: np.ndarray, rq_px: np.ndarray,
+           blk_ids: np.ndarray, d_i: np.ndarray, d_f: np.ndarray, d_reps: np.ndarray,
+           r_i: np.ndarray, pc_r: np.ndarray, pc_key: np.ndarray, pc_tab: np.ndarray,
+           sess_rep: np.ndarray, scratch: np.ndarray, ru: np.ndarray,
+           counters: np.ndarray) -> int:
+    """The replica deployment ``d``'s router (not least_loaded) picks for ``q``, or −1."""
+    n = d_i[d, DI_NREPS]
+    reps = d_reps[d]
+    admit = scratch[0]
+    hit = scratch[1]
+    maxc = d_i[d, DI_MAXC]
+    kvcap = d_i[d, DI_KVCAP]
+    need = inp[q] + out[q]
+    load = r_i[:, RI_N]
+    for k in range(n):
+        r = reps[k]
+        n_r = r_i[r, RI_N]
+        admit[k] = 1 if n_r == 0 or (n_r < maxc and r_i[r, RI_KV_RES] + need <= kvcap) else 0
+    kind = d_i[d, DI_ROUTER]
+    bal_abs = d_f[d, DF_BAL_ABS]
+    bal_rel = d_f[d, DF_BAL_REL]
+    k = -1
+    if kind == routers.PREFIX_AWARE:
+        chain = rq_px[q, PX_N] if d_i[d, DI_PREFIX] == 1 else 0
+        for j in range(n):
+            hit[j] = 0
+            if admit[j] and chain > 0:
+                hit[j] = pc.match(reps[j], blk_ids, rq_px[q, PX_OFF], chain, pc_r, pc_key,
+                                  pc_tab)
+        k = routers.prefix_aware(reps, n, load, admit, hit, bal_abs, bal_rel)
+    elif kind == routers.SESSION:
+        s = rq_px[q, PX_SESS]
+        home = sess_rep[s] if s >= 0 else -1
+        k = routers.sticky(reps, n, load, admit, home, bal_abs, bal_rel)
+    elif kind == routers.ROUND_ROBIN:
+        k = routers.round_robin(n, admit, d_i[d, DI_RR] % n if n > 0 else 0)
+        if k >= 0:
+            d_i[d, DI_RR] = k + 1
+    elif kind == routers.RANDOM:
+        u = ru[counters[C_ROUTER_UNIFORM]]
+        counters[C_ROUTER_UNIFORM] += 1
+        k = routers.uniform_pick(n, admit, u)
+    else:
+        k = routers.least_loaded(reps, n, load, admit)
+    return reps[k] if k >= 0 else -1
+
+
+@njit(cache=True)
 def _advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Move replica ``r``'s progress to ``t`` at its current, constant rates."""
     dt = t - r_f[r, RF_LAST]
@@ -460,9 +541,9 @@ def _advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
 
 @njit(cache=True)
 def _reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_f: np.ndarray,
-                inp: np.ndarray, pf_work: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-                hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-                n_rep_heap: int) -> None:
+                inp: np.ndarray, pf_work: np.ndarray, pf_hit: np.ndarray, rq_px: np.ndarray,
+                r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, ih_key: np.ndarray,
+                ih_item: np.ndarray, ih_pos: np.ndarray, n_rep_heap: int) -> None:
     """Recompute replica ``r``'s rates and its next completion time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
@@ -476,7 +557,9 @@ def _reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_f:
             # exclusive prefill time of one chunk of tokens at the head prompt's cost
             # per token; a short prompt fills part of a chunk and the next
             # prompt the rest (fluid packing of prompts into chunks)
-            chunk_time = pf_work[head] * d_f[d, DF_CHUNK] / inp[head]
+            # (with a cache hit: the uncached tokens' own cost per token)
+            chunk_time = ((pf_work[head] - pf_hit[head]) * d_f[d, DF_CHUNK]
+                          / (inp[head] - rq_px[head, PX_HIT]))
             period = step + chunk_time
             r_f[r, RF_RATE_D] = 1.0 / period
             r_f[r, RF_RATE_P] = chunk_time / period
@@ -511,14 +594,44 @@ def _serving(d: int, t: float, delta: int, d_i: np.ndarray, d_f: np.ndarray) -> 
 @njit(cache=True)
 def _admit(q: int, r: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
            pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-           d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
-    """Start serving request ``q`` on replica ``r`` (already advanced to ``t``)."""
+           d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, rq_px: np.ndarray,
+           pf_hit: np.ndarray, blk_ids: np.ndarray, blk_pf: np.ndarray, pc_r: np.ndarray,
+           pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray, pc_prev: np.ndarray,
+           pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray) -> None:
+    """Start serving request ``q`` on replica ``r`` (already advanced to ``t``).
+
+    With prefix caching, the longest cached prefix of its prompt is pinned
+    and its prefill skipped: the rest costs the exclusive prefill time of the
+    whole prompt minus that of the cached part (the rest attends to it).
+    """
     if r_i[r, RI_N] == 0:
         r_f[r, RF_BUSY_SINCE] = t
     r_i[r, RI_N] += 1
     r_i[r, RI_KV_RES] += inp[q] + out[q]
     r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
-    _serving(r_i[r, RI_DEP], t, 1, d_i, d_f)
+    d = r_i[r, RI_DEP]
+    if rq_px[q, PX_SESS] >= 0:
+        sess_rep[rq_px[q, PX_SESS]] = r
+    rq_px[q, PX_PINNED] = 0
+    rq_px[q, PX_HIT] = 0
+    pf_hit[q] = 0.0
+    if rq_px[q, PX_N] > 0 and d_i[d, DI_PREFIX] == 1:
+        off = rq_px[q, PX_OFF]
+        k = pc.match(r, blk_ids, off, rq_px[q, PX_N], pc_r, pc_key, pc_tab)
+        pc.acquire(r, blk_ids, off, k, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        rq_px[q, PX_PINNED] = k
+        block = d_i[d, DI_BLOCK]
+        h = pc.hit_tokens(k, inp[q], block)
+        rq_px[q, PX_HIT] = h
+        if h > 0:
+            if h == k * block:
+                pf_hit[q] = blk_pf[off + k - 1]
+            else:  # the whole prompt is cached but its last token
+                pf_hit[q] = pf_work[q] * (inp[q] - 1) / inp[q]
+        # free cached blocks make room for what running requests reserve
+        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
+               pc_next, pc_tab)
+    _serving(d, t, 1, d_i, d_f)
     start_t[q] = t
     replica[q] = r
     link[q] = -1
@@ -526,14 +639,21 @@ def _admit(q: int, r: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.
         link[r_i[r, RI_PF_TAIL]] = q
     else:
         r_i[r, RI_PF_HEAD] = q
-        r_f[r, RF_PF_LEFT] = pf_work[q]
+        r_f[r, RF_PF_LEFT] = pf_work[q] - pf_hit[q]
     r_i[r, RI_PF_TAIL] = q
 
 
 @njit(cache=True)
 def _finish(q: int, r: int, d: int, t: float, finish_t: np.ndarray, status: np.ndarray,
             inp: np.ndarray, out: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-            r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray) -> None:
+            r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray, rq_px: np.ndarray,
+            blk_ids: np.ndarray, pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray,
+            pc_ref: np.ndarray, pc_prev: np.ndarray, pc_next: np.ndarray,
+            pc_tab: np.ndarray) -> None:
+    if rq_px[q, PX_PINNED] > 0:
+        pc.release(r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_PINNED], pc_r, pc_key, pc_tok,
+                   pc_ref, pc_prev, pc_next, pc_tab)
+        rq_px[q, PX_PINNED] = 0
     finish_t[q] = t
     status[q] = OK
     r_i[r, RI_N] -= 1
@@ -551,7 +671,10 @@ def _finish(q: int, r: int, d: int, t: float, finish_t: np.ndarray, status: np.n
 @njit(cache=True)
 def _fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
           pf_work: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-          d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
+          d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, rq_px: np.ndarray,
+          pf_hit: np.ndarray, blk_ids: np.ndarray, blk_pf: np.ndarray, pc_r: np.ndarray,
+          pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray, pc_prev: np.ndarray,
+          pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray) -> None:
     """Admit queued requests of deployment ``d`` while replica ``r`` has room (FCFS)."""
     if d_i[d, DI_Q_LEN] == 0:
         return
@@ -569,7 +692,9 @@ def _fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         if nxt < 0:
             d_i[d, DI_Q_TAIL] = -1
         d_i[d, DI_Q_LEN] -= 1
-        _admit(q, r, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
+        _admit(q, r, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f,
+               rq_px, pf_hit, blk_ids, blk_pf, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next,
+               pc_tab, sess_rep)
 
 
 @njit(cache=True)
@@ -578,18 +703,24 @@ def fill_and_reschedule(r: int, t: float,
                         pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray,
                         first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
                         attempts: np.ndarray, replica: np.ndarray, link: np.ndarray,
+                        rq_px: np.ndarray, pf_hit: np.ndarray, blk_ids: np.ndarray,
+                        blk_pf: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
                         d_reps: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray,
                         hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
                         ih_pos: np.ndarray, rt_t: np.ndarray, rt_seq: np.ndarray,
-                        rt_req: np.ndarray, uniforms: np.ndarray, client: np.ndarray,
-                        counters: np.ndarray) -> None:
+                        rt_req: np.ndarray, pc_r: np.ndarray, pc_key: np.ndarray,
+                        pc_tok: np.ndarray, pc_ref: np.ndarray, pc_prev: np.ndarray,
+                        pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray,
+                        scratch: np.ndarray, ru: np.ndarray, uniforms: np.ndarray,
+                        client: np.ndarray, counters: np.ndarray) -> None:
     """A replica has just become ready at ``t``: take queued requests, schedule."""
     d = r_i[r, RI_DEP]
     _advance(r, t, r_i, r_f)
-    _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f)
-    _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, r_i, r_f, hv, ih_key, ih_item, ih_pos,
-                counters[C_REPLICA_HEAP])
+    _fill(r, d, t, link, inp, out, pf_work, start_t, replica, d_i, d_f, r_i, r_f, rq_px, pf_hit,
+          blk_ids, blk_pf, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab, sess_rep)
+    _reschedule(r, d, t, d_M, d_C, d_f, inp, pf_work, pf_hit, rq_px, r_i, r_f, hv, ih_key,
+                ih_item, ih_pos, counters[C_REPLICA_HEAP])
 
 
 @njit(cache=True)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.engine.kernel import njit
+from sim.engine.jit import njit
 
 # Columns of PrefixCacheState.pc_r (one row per replica).
 (PC_SLOT_OFF, PC_SLOTS, PC_TAB_OFF, PC_TAB_MASK, PC_EMPTY, PC_LRU_HEAD, PC_LRU_TAIL,

@@ -115,6 +115,7 @@ class Finished:
     out: NDArray[np.int64]
     replica: NDArray[np.int64]
     index: NDArray[np.int64]  # position in the run's arrival order
+    cached: NDArray[np.int64]  # prompt tokens served from the prefix cache
 
     def __len__(self) -> int:
         return int(self.dep.shape[0])

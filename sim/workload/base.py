@@ -100,7 +100,7 @@ class Workload:
         if self.n_blocks is not None and self.block_ids is not None:
             n_blocks = self.n_blocks[rows]
             off = self.block_offsets[rows]
-            block_ids = self.block_ids[_ranges(off, n_blocks)]
+            block_ids = self.block_ids[index_ranges(off, n_blocks)]
         return Workload(
             self.arrival_s[rows], self.input_tokens[rows], self.output_tokens[rows],
             n_blocks, block_ids, None if self.session is None else self.session[rows],
@@ -143,7 +143,7 @@ class Workload:
         )
 
 
-def _ranges(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+def index_ranges(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
     """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
     total = int(counts.sum())
     if total == 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.workload.base import Workload, _ranges
+from sim.workload.base import Workload, index_ranges
 from sim.workload.lengths import length_distribution
 from sim.workload.spec import SessionSpec, SystemPromptSpec
 
@@ -95,7 +95,7 @@ def session_workload(
         raise ValueError(f"a prompt of {int(prompt.max())} tokens has too many blocks")
     # block ids
     req = np.repeat(np.arange(n, dtype=np.int64), n_blocks)
-    j = _ranges(np.zeros(n, np.int64), n_blocks)
+    j = index_ranges(np.zeros(n, np.int64), n_blocks)
     end = (j + 1) * block
     s_of = owner[req]
     w = np.int64(window) << _WINDOW_SHIFT
