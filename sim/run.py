@@ -169,7 +169,8 @@ def run(
     sim.run(progress)
     finished = Finished.concat(tally.parts) if tally.parts is not None else None
     tally.parts = None
-    requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
+    requests = _requests_table(finished if finished is not None else Finished.concat([]), sim,
+                               control)
     timeline = _timeline_table(sim)
     billing = _billing_table(sim, control, loaded, shapes)
     summary = _summary(sim, control, loaded, tally.stats, finished, billing)
@@ -206,8 +207,12 @@ def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> 
         env.process(outage(o))
 
 
-def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
+def _requests_table(st: Finished, sim: Simulation, control: ControlPlane) -> pd.DataFrame:
     dcs = sim.kernel_dc
+    life_of = np.full(sim.n_replicas + 1, -1, np.int64)  # life_of[-1]: never served
+    for life in control.lives:
+        if life.kernel >= 0:
+            life_of[life.kernel] = life.id
     df = pd.DataFrame(
         {
             "deployment": pd.Categorical.from_codes(st.dep, categories=sim.names),
@@ -221,6 +226,7 @@ def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
             "input_tokens": st.inp,
             "cached_tokens": st.cached,
             "output_tokens": st.out,
+            "replica": life_of[st.replica],
             "datacenter": pd.Categorical.from_codes(
                 _dc_codes(st.replica, dcs), categories=sorted(set(dcs))
             ),

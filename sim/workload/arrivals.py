@@ -384,15 +384,15 @@ class ReplayPlan:
 
         Each copy and each pass stands for other users sending the same kind
         of traffic, so its block ids and sessions are made distinct from the
-        other copies' and passes': ``id + tag · (largest id + 1)``.
+        other copies' and passes': ids are numbered ``0 .. U−1`` (``U``
+        distinct ids in the trace), then offset by ``tag · U``.
         """
         picked = trace.take(rows)
         n_blocks, ids, session = picked.n_blocks, picked.block_ids, picked.session
-        if n_blocks is not None and ids is not None and trace.block_ids is not None:
-            span = int(trace.block_ids.max(initial=0)) + 1
-            if span * (self.copies * self.passes) >= 2**62:
-                raise ValueError("trace hash_ids too large to replay this many copies")
-            ids = ids + np.repeat(tags, n_blocks) * span
+        if (n_blocks is not None and ids is not None and trace.block_ids is not None
+                and self.copies * self.passes > 1):
+            distinct = np.unique(trace.block_ids)
+            ids = np.searchsorted(distinct, ids) + np.repeat(tags, n_blocks) * distinct.size
         if session is not None and trace.session is not None:
             session = session + tags * (int(trace.session.max(initial=0)) + 1)
         return Workload(picked.arrival_s, picked.input_tokens, picked.output_tokens,

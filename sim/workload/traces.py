@@ -253,7 +253,7 @@ class _Extra:
         ids = row.get("hash_ids")
         if ids is not None:
             if not isinstance(ids, list) or not all(
-                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**53 for x in ids
+                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in ids
             ):
                 raise InputError("hash_ids must be a list of integers >= 0", file=shown,
                                  where=where)
