@@ -1,17 +1,46 @@
-"""``capsim``: the command line.  Bad input → one line on stderr and exit code 2."""
+"""``capsim``: the command line, and the one error boundary around every command.
+
+Whatever the input, a command ends with one of these exit codes and, on failure,
+one line on stderr — never a traceback:
+
+* 0 — success;
+* 1 — a regression (``compare``) or failed runs (``sweep``, ``baseline``);
+* 2 — bad input or usage: ``capsim: error: FILE: WHERE: REASON``;
+* 3 — an internal error, a bug: one line naming the file the traceback was written to;
+* 130 — interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sim import __version__
-from sim.errors import InputError
+from sim.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    InputError,
+    elide,
+)
 
-EXIT_BAD_INPUT = 2
+EPILOG = """\
+exit codes:
+  0    success
+  1    a regression (compare) or failed runs (sweep, baseline)
+  2    bad input or usage: one line "capsim: error: FILE: WHERE: REASON"
+  3    internal error (a bug): one line naming the file holding the details
+  130  interrupted (Ctrl-C)
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="capsim",
         description="Simulate dedicated LLM deployments: GPUs, autoscaling, cold starts, cost.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"capsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -38,15 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-requests", action="store_true",
                    help="keep no per-request table (flat memory for long horizons; "
                         "latency percentiles from quantile sketches)")
+    r.set_defaults(handler=_run)
 
     v = sub.add_parser("validate", help="check a scenario (and its traces) or a trace file")
     v.add_argument("file", help="scenario YAML, or a trace (.csv, .jsonl)")
+    v.set_defaults(handler=_validate)
 
     c = sub.add_parser("catalog", help="show accelerators, shapes, regions or prices")
     c.add_argument(
         "what", nargs="?", default="accelerators",
         choices=["accelerators", "shapes", "regions", "prices"],
     )
+    c.set_defaults(handler=_catalog)
 
     b = sub.add_parser("bench", help="measure simulation speed against a naive SimPy model")
     b.add_argument("--requests", type=int, default=200_000, help="requests per measured run")
@@ -59,56 +93,129 @@ def _parser() -> argparse.ArgumentParser:
                         "scenarios/bench/week.yaml over 1 hour, 1 day and 1 week")
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
+    b.set_defaults(handler=_bench)
 
     e = sub.add_parser(
         "breakeven",
-        help="request rate where on-demand GPUs cost what serverless does per token",
+        help="every range of request rates where on-demand GPUs cost less per served token "
+             "than serverless, while meeting the SLO",
     )
     e.add_argument("scenario", help="scenario YAML; its deployment's traffic is scaled")
     e.add_argument("--deployment", help="which deployment (default: the first)")
     e.add_argument("--low", type=float, default=1 / 16, help="smallest rate factor (1/16)")
     e.add_argument("--high", type=float, default=16.0, help="largest rate factor (16)")
     e.add_argument("--grid", type=int, default=7, help="rates simulated before bisection")
-    e.add_argument("--out", help="folder for breakeven.png and breakeven.csv "
+    e.add_argument("--out", help="folder for breakeven.json, breakeven.csv and breakeven.png "
                                  "(default: results/<scenario name>-breakeven)")
+    e.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key, as for capsim run",
+    )
+    e.set_defaults(handler=_breakeven)
 
     from sim.compare.command import add_parser as add_compare_parser
+    from sim.plan.command import add_parser as add_plan_parser
     from sim.sweep.commands import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
+    add_plan_parser(sub)  # plan
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return run_command(args.handler, args)
+
+
+def run_command(handler: Callable[[argparse.Namespace], int | None],
+                args: argparse.Namespace) -> int:
+    """The error boundary: run one subcommand's handler and turn whatever it raises
+    into one line on stderr and an exit code (see the module docstring).
+
+    Warnings raised while the command runs (numpy's ``RuntimeWarning`` and the like)
+    are held back: shown after a command that succeeds, dropped before an error line.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            code = int(handler(args) or 0)
+        except InputError as err:
+            return _fail(EXIT_BAD_INPUT, f"capsim: error: {err}")
+        except KeyboardInterrupt:
+            return _fail(EXIT_INTERRUPTED, "capsim: interrupted")
+        except BrokenPipeError:  # `capsim catalog | head`: the reader left; not an error
+            _silence_stdout()
+            return 0
+        except MemoryError:
+            path = _write_crash_report(args)
+            return _fail(EXIT_INTERNAL, "capsim: error: out of memory; the run's estimate "
+                                        f"should have refused it — please report (details: {path})")
+        except OSError as exc:  # the disk, not the program: unreadable, full, read-only
+            where = f"{exc.filename}: " if exc.filename else ""
+            return _fail(EXIT_BAD_INPUT,
+                         f"capsim: error: {elide(where + (exc.strerror or str(exc)), 300)}")
+        except Exception as exc:
+            path = _write_crash_report(args)
+            what = elide(f"{type(exc).__name__}: {exc}", 160)
+            return _fail(EXIT_INTERNAL, f"capsim: internal error (a bug in capsim): {what}; "
+                                        f"details written to {path}")
+    for w in caught:
+        print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno),
+              end="", file=sys.stderr)
+    return code
+
+
+def _fail(code: int, line: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    print(line, file=sys.stderr)
+    return code
+
+
+def _silence_stdout() -> None:
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "catalog":
-            return _catalog(args)
-        if args.command == "breakeven":
-            return _breakeven(args)
-        if args.command in ("sweep", "baseline", "compare"):
-            return int(args.handler(args))
-        if args.command == "bench" and args.scale:
-            from sim.bench_scale import main as scale_bench
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
-            return scale_bench()
-        if args.command == "bench" and args.sweep:
-            from sim.sweep.bench import main as sweep_bench
 
-            return sweep_bench(runs=args.runs, workers=args.workers, repeats=args.repeats)
-        if args.command == "bench":
-            from sim.bench import main as bench_main
+def crash_dir() -> Path:
+    """Where tracebacks of internal errors go: ``$XDG_CACHE_HOME/capsim`` (else
+    ``~/.cache/capsim``), or the temporary folder when that cannot be written."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "capsim"
 
-            return bench_main(requests=args.requests, repeats=args.repeats)
-    except InputError as err:
-        print(f"capsim: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+
+def _write_crash_report(args: argparse.Namespace) -> str:
+    text = (f"capsim {__version__}, python {sys.version.split()[0]}\n"
+            f"command: {' '.join(sys.argv)}\narguments: {vars(args)}\n\n"
+            f"{traceback.format_exc()}")
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (crash_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+        except OSError:
+            continue
+    return "(nowhere: no writable cache or temporary folder)"
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.scale:
+        from sim.bench_scale import main as scale_bench
+
+        return scale_bench()
+    if args.sweep:
+        from sim.sweep.bench import main as sweep_bench
+
+        return sweep_bench(runs=args.runs, workers=args.workers, repeats=args.repeats)
+    from sim.bench import main as bench_main
+
+    return bench_main(requests=args.requests, repeats=args.repeats)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -135,20 +242,29 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = sim.run(loaded, keep_requests=not args.no_requests)
     write_results(result, out)
+    from sim.report.format import service_warnings
+
+    for line in service_warnings(result.summary):
+        print(f"warning: {line}")
     print_summary(result)
     print(f"results written to {out}/")
     return 0
 
 
 def _breakeven(args: argparse.Namespace) -> int:
+    import json
+
     import sim
     from sim.analysis import breakeven
     from sim.report.console import print_table
+    from sim.report.html import Plot
     from sim.report.writer import write_files
+    from sim.scenario.loader import parse_override
 
     if not (0 < args.low < args.high) or args.grid < 2:
         raise InputError("need 0 < --low < --high and --grid ≥ 2")
-    loaded = sim.load_scenario(args.scenario)
+    overrides = dict(parse_override(item) for item in args.overrides)
+    loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
     try:
         result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
@@ -157,18 +273,28 @@ def _breakeven(args: argparse.Namespace) -> int:
     except InputError as err:
         raise err.with_file(args.scenario) from None
     table = result.points[["rps", "on_demand_per_million", "serverless_per_million",
-                           "cost_usd", "serverless_cost_usd", "ok_fraction"]]
-    print_table(table, title=f"{result.deployment}: USD per 1M tokens by request rate")
-    from sim.report.html import Plot
-
+                           "cost_usd", "serverless_cost_usd", "ok_fraction", "meets_slo",
+                           "cheaper"]]
+    print_table(table, title=f"{result.deployment}: USD per 1M served tokens by request rate")
     plot = Plot.of("breakeven.png", "break-even", "", result.plot())
-    write_files(out, {"breakeven.csv": table.to_csv(index=False).encode(),
-                      "breakeven.png": plot.png})
-    if result.rps is None:
-        print(f"no break-even between {table['rps'].min():.3g} and {table['rps'].max():.3g} req/s")
+    write_files(out, {
+        "breakeven.csv": result.points.to_csv(index=False).encode(),
+        "breakeven.json": (json.dumps(result.document(), indent=2) + "\n").encode(),
+        "breakeven.png": plot.png,
+    })
+    lo, hi = float(table["rps"].min()), float(table["rps"].max())
+    missed = table[~table["meets_slo"].astype(bool)]
+    if len(missed):
+        print(f"dedicated misses the SLO at {len(missed)} of {len(table)} rates "
+              f"({', '.join(f'{r:.3g}' for r in missed['rps'])} req/s): left out")
+    if not result.cheaper_intervals:
+        print(f"dedicated is cheaper per served token at no rate between {lo:.3g} and "
+              f"{hi:.3g} req/s where it meets the SLO")
     else:
-        print(f"break-even: on-demand is cheaper per token above ≈ {result.rps:.3g} req/s")
-    print(f"plot and table written to {out}/")
+        ranges = ", ".join(f"{a:.3g}–{b:.3g}" for a, b in result.cheaper_intervals)
+        print(f"dedicated is cheaper per served token, and meets the SLO, at {ranges} req/s "
+              f"(rates simulated: {lo:.3g} to {hi:.3g})")
+    print(f"plot, table and breakeven.json written to {out}/")
     return 0
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 class Result:
     """The outcome of :func:`sim.run`.
 
-    ``summary`` follows SPEC §4; ``requests`` has one row per request,
+    ``summary`` is documented in ``docs/metrics.md``; ``requests`` has one row per request,
     ``timeline`` one row per interval and deployment, ``billing`` one line per
     replica interval.  ``scenario`` is the fully resolved scenario;
     ``allocation`` holds GPUs per datacenter, accelerator and holder (a

@@ -12,8 +12,9 @@ import pandas as pd
 import simpy
 
 from sim import __version__, catalog
-from sim.billing import bill, serverless_cost
+from sim.billing import bill
 from sim.billing.ondemand import USAGE_COLUMNS
+from sim.billing.serverless import price_tokens
 from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
@@ -299,24 +300,8 @@ def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats,
     its traffic carries prefix information (``simulated_hit_rate``), else at
     ``billing.prefix_cache_hit_rate``.
     """
-    billing = loaded.spec.billing
-    price = billing.serverless.get(model)
-    listed = catalog.get_model(model).serverless
-    if price is not None:
-        input_usd, output_usd = price.input, price.output
-        cached = price.cached_input
-    elif listed is not None:
-        input_usd, output_usd, cached = listed.input, listed.output, listed.cached_input
-    else:
-        return None
-    if cached is None:
-        cached = 0.5 * input_usd  # provider rule: cached input at 50% unless listed
-    return serverless_cost(
-        float(stats.input_tokens), float(stats.output_tokens),
-        input_usd=input_usd, cached_input_usd=cached, output_usd=output_usd,
-        cache_hit_rate=(billing.prefix_cache_hit_rate if simulated_hit_rate is None
-                        else simulated_hit_rate),
-    )
+    return price_tokens(loaded.spec.billing, model, float(stats.input_tokens),
+                        float(stats.output_tokens), simulated_hit_rate)
 
 
 def _cost_of(billing: pd.DataFrame, kind: str) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sim.errors import InputError
+from sim.errors import InputError, quoted
 
 
 class Spec(BaseModel):
@@ -88,7 +88,7 @@ def _reason(err: Mapping[str, Any]) -> str:
             msg = msg[len(prefix):]
     value = err.get("input")
     if kind not in ("value_error", "assertion_error") and not isinstance(value, Mapping | list):
-        msg = f"{msg} (got {value!r})"
+        msg = f"{msg} (got {quoted(value)})"
     return msg
 
 

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from sim.errors import quoted
+
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _PATTERN = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z/]+)\s*$")
 
@@ -41,20 +43,20 @@ SIZE_UNITS = {
 
 def _split(text: object, kind: str, example: str) -> tuple[float, str]:
     if isinstance(text, bool) or not isinstance(text, str):
-        raise ValueError(f"{kind} needs a unit, e.g. '{example}' (got {text!r})")
+        raise ValueError(f"{kind} needs a unit, e.g. '{example}' (got {quoted(text)})")
     m = _PATTERN.match(text)
     if not m:
-        raise ValueError(f"cannot read {text!r} as a {kind}, e.g. '{example}'")
+        raise ValueError(f"cannot read {quoted(text)} as a {kind}, e.g. '{example}'")
     return float(m.group(1)), m.group(2)
 
 
 def _lookup(value: float, unit: str, table: dict[str, float], kind: str, text: str) -> float:
     if unit not in table:
         known = ", ".join(table)
-        raise ValueError(f"unknown {kind} unit {unit!r} in {text!r} (known: {known})")
+        raise ValueError(f"unknown {kind} unit {quoted(unit)} in {quoted(text)} (known: {known})")
     result = value * table[unit]
     if not math.isfinite(result):
-        raise ValueError(f"{kind} {text!r} is not finite")
+        raise ValueError(f"{kind} {quoted(text)} is not finite")
     return result
 
 
@@ -74,7 +76,7 @@ def parse_bandwidth(text: object) -> float:
     """Bytes per second in a bandwidth string such as ``"2GB/s"``."""
     value, unit = _split(text, "bandwidth", "2GB/s")
     if not unit.endswith("/s"):
-        raise ValueError(f"bandwidth {text!r} needs a per-second unit, e.g. '2GB/s'")
+        raise ValueError(f"bandwidth {quoted(text)} needs a per-second unit, e.g. '2GB/s'")
     return _lookup(value, unit[:-2], SIZE_UNITS, "bandwidth", str(text))
 
 

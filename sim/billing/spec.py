@@ -9,7 +9,8 @@ from pydantic import Field, NonNegativeFloat
 from sim.spec import Spec
 
 # Fireworks pricing, as transcribed on 2026-10-07: "Region-restricted deployments
-# priced at 1.5x premium" (reference/fireworks.md §4).
+# priced at 1.5x premium" (https://fireworks.ai/pricing, transcribed in
+# https://github.com/api-evangelist/fireworks-ai/blob/main/plans/fireworks-ai-plans-pricing.yml).
 REGION_PREMIUM = 1.5
 
 

@@ -11,7 +11,7 @@ from importlib import resources
 
 import pandas as pd
 
-from sim.errors import InputError
+from sim.errors import InputError, quoted
 
 
 def _body(name: str) -> str:
@@ -32,4 +32,4 @@ def read_csv(name: str) -> pd.DataFrame:
 
 def unknown(kind: str, value: object, known: list[str] | tuple[str, ...]) -> InputError:
     """The error for a name the catalog does not know, listing the names it does."""
-    return InputError(f"unknown {kind} {value!r} (known: {', '.join(known)})")
+    return InputError(f"unknown {kind} {quoted(value)} (known: {', '.join(known)})")

@@ -3,7 +3,7 @@
 Everything here is a SimPy process or a callback of the run loop; the request
 path (:mod:`sim.engine.kernel`) only sees replicas once they are ready.
 
-Replica stages (SPEC §2): ``pending`` (waiting for GPUs) → ``scheduling`` →
+Replica stages: ``pending`` (waiting for GPUs) → ``scheduling`` →
 ``downloading`` (weights: the shape's weight bytes / download rate) →
 ``initializing`` → ``ready`` → ``draining`` (no new requests; in-flight ones
 finish) → ``stopped``.  A replica removed before it is ready stops at once; a
@@ -13,7 +13,8 @@ to the router as immediate retries.
 Deployment states follow the provider's API: ``CREATING`` until the replicas
 it starts with are ready (at once when it starts with none), then ``READY``;
 ``DELETING`` then ``DELETED`` when a deployment with ``min_replicas: 0`` has
-had no traffic for 7 days.  Display labels (seed document): ``Inactive`` when
+had no traffic for 7 days.  Display labels (the provider's
+deployment guide): ``Inactive`` when
 READY with ``max_replicas == 0`` and no ready replica; ``Scaled to 0`` when
 READY with ``min_replicas == 0 < max_replicas``, desired 0 and no ready replica.
 """
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 STAGES = ("pending", "scheduling", "downloading", "initializing", "ready", "draining", "stopped")
 STARTING = ("pending", "scheduling", "downloading", "initializing")
-AUTO_DELETE_S = 7 * 86400.0  # seed document: min_replicas 0 deleted after 7 days idle
+AUTO_DELETE_S = 7 * 86400.0  # the provider: min_replicas 0 deleted after 7 days idle
 
 Sampler = Callable[[np.random.Generator], float]
 
@@ -420,7 +421,7 @@ class ControlPlane:
 
     # -- reading ---------------------------------------------------------------
     def label(self, dep: DeploymentControl) -> str:
-        """The console's display label (seed document rules), or the state."""
+        """The console's display label (the provider's documented rules), or the state."""
         ready = dep.count("ready")
         plan = dep.plan
         if dep.state == "READY" and plan.max_replicas == 0 and ready == 0:

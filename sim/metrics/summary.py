@@ -1,4 +1,4 @@
-"""The summary (SPEC §4): per-deployment and total KPIs from the run's tables.
+"""The summary: per-deployment and total KPIs from the run's tables.
 
 Every metric is a formula over named timestamps of the request table (see
 ``docs/metrics.md``): ``arrival_s`` (first attempt), ``attempt_s`` (the attempt
@@ -14,7 +14,7 @@ import pandas as pd
 
 from sim.metrics.stream import OK, PERCENTILES, Finished
 
-# Summary keys in the order SPEC §4 lists them.
+# Summary keys in the order ``summary.json`` lists them (docs/metrics.md).
 KPI_KEYS = (
     "requests",
     "ok",

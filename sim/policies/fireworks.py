@@ -1,8 +1,9 @@
 """``fireworks``: the provider's autoscaler, as its documentation describes it.
 
-Sources: docs.fireworks.ai/deployments/autoscaling and the API spec (see
-``reference/fireworks.md`` §1).  Per load target, ``desired_i = ceil(observed
-total_i / per-replica target_i)``; the desire is the maximum over targets.
+Sources: https://docs.fireworks.ai/deployments/autoscaling and the API spec
+(https://docs.fireworks.ai/api-reference/create-deployment).
+Per load target, ``desired_i = ceil(observed total_i / per-replica target_i)``;
+the desire is the maximum over targets.
 The desire is at least one replica: only ``scale_to_zero_window`` takes a
 deployment to zero.  Scaling up happens once a higher desire has held for
 ``scale_up_window``
@@ -10,7 +11,7 @@ deployment to zero.  Scaling up happens once a higher desire has held for
 down once a lower desire has held for ``scale_down_window`` since the target
 last changed; to zero after ``scale_to_zero_window`` without requests (only
 when ``min_replicas`` is 0).  Scaling from zero on the first request is the
-platform's (SPEC §2) and is not delayed by the windows.
+platform's and is not delayed by the windows.
 
 ``scaling_schedules`` (API ``scalingSchedules``: at most 5, "the highest value
 wins") raise the minimum while they are active: each is a cron expression, a
@@ -114,7 +115,7 @@ class Fireworks(Policy):
 
         @model_validator(mode="after")
         def _bounds(self) -> Fireworks.Params:
-            # the provider's API bounds (reference/fireworks.md §1)
+            # the provider's API bounds (fw-ai-external/python-sdk types/autoscaling_policy.py)
             for key in ("scale_up_window", "scale_down_window"):
                 value = getattr(self, key)
                 if not 0 <= value <= HOUR:

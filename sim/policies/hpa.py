@@ -6,9 +6,10 @@ Source: ``kubernetes/kubernetes`` ``pkg/controller/podautoscaler/``
 ``stabilizeRecommendationWithBehaviors``,
 ``convertDesiredReplicasWithBehaviorRate``,
 ``calculateScaleUpLimitWithScalingRules``,
-``calculateScaleDownLimitWithBehaviors``), as summarised in
-``reference/autoscalers.md`` §1.  Defaults are the controller manager's and
-the API's: sync period 15 s, tolerance 0.1, scale-up {Percent 100 and Pods 4
+``calculateScaleDownLimitWithBehaviors``), and
+https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/.
+Defaults are the controller manager's and the API's: sync period 15 s,
+tolerance 0.1, scale-up {Percent 100 and Pods 4
 per 15 s, selectPolicy Max, no stabilization}, scale-down {Percent 100 per
 15 s, 300 s stabilization}.
 

@@ -1,7 +1,7 @@
 """``keda``: KEDA's ScaledObject — activation and scale to zero, then an HPA.
 
 Sources: KEDA docs (``scaledobject-spec.md``, ``concepts/scaling-deployments.md``)
-and the scale executor, as summarised in ``reference/autoscalers.md`` §3.
+and the scale executor (``kedacore/keda`` ``pkg/scaling/executor``).
 Every ``polling_interval`` the operator checks its triggers: a trigger is
 *active* when its value exceeds ``activation_threshold`` (strictly).  Active:
 a deployment at zero goes to max(min_replicas, 1).  Inactive for

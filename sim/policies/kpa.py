@@ -4,8 +4,8 @@ Sources: ``knative/serving`` ``pkg/autoscaler/scaling/autoscaler.go``
 (``Scale``), ``pkg/autoscaler/config/config.go`` (defaults),
 ``pkg/reconciler/autoscaling/resources/target.go`` (``ResolveMetricTarget``),
 ``pkg/reconciler/autoscaling/kpa/scaler.go`` (``handleScaleToZero``,
-``applyBounds``) and ``kpa.go`` (``computeActiveCondition``), as summarised in
-``reference/autoscalers.md`` §2.
+``applyBounds``) and ``kpa.go`` (``computeActiveCondition``);
+https://knative.dev/docs/serving/autoscaling/.
 
 The metric is the revision's concurrency: requests queued or in service,
 summed over replicas (the router's queue standing in for the activator's).

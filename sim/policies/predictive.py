@@ -1,7 +1,8 @@
 """``predictive``: scale ahead of a seasonal forecast, never in on the forecast alone.
 
-Modelled on AWS predictive scaling (``reference/autoscalers.md`` §5): the load
-is recorded in buckets of ``resolution`` (AWS: hourly); the forecast for a
+Modelled on AWS predictive scaling
+(https://docs.aws.amazon.com/autoscaling/application/userguide/aas-predictive-scaling-how-it-works.html):
+the load is recorded in buckets of ``resolution`` (AWS: hourly); the forecast for a
 time is the value of the bucket one ``season`` earlier (the same time the
 previous day),
 averaged over up to ``seasons`` previous seasons (AWS uses up to 14 days);

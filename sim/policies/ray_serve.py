@@ -3,8 +3,9 @@
 Source: ``ray-project/ray`` ``python/ray/serve/autoscaling_policy.py``
 (``_core_replica_queue_length_policy``, ``_apply_scaling_factors``,
 ``_apply_bounds``, ``_apply_delay_logic``, ``_get_cold_start_scale_up_replicas``)
-and ``AutoscalingConfig`` defaults, as summarised in ``reference/autoscalers.md``
-§4.  ``total`` is the requests queued or in service over all replicas,
+and ``AutoscalingConfig`` defaults
+(https://docs.ray.io/en/latest/serve/advanced-guides/advanced-autoscaling.html).
+``total`` is the requests queued or in service over all replicas,
 averaged over ``look_back_period``; ``desired = total / target_ongoing_requests``;
 the upscaling/downscaling factor moves the running count part of the way;
 the result is clamped to [min, max] and must be wanted for ``upscale_delay``

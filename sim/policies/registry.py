@@ -111,7 +111,7 @@ class Policy:
         raise NotImplementedError
 
     def scaled_from_zero(self, t: float) -> None:
-        """The platform started a replica at ``t`` because a request met none (SPEC §2)."""
+        """The platform started a replica at ``t`` because a request met none."""
 
 
 def clamp(value: int, low: int, high: int) -> int:

@@ -1,9 +1,9 @@
 """``target_tracking``: AWS Application Auto Scaling target tracking (SageMaker, ECS).
 
 Sources: Application Auto Scaling user guide ("How target tracking scaling
-works", "Define cooldown periods"), SageMaker endpoint autoscaling, as
-summarised in ``reference/autoscalers.md`` §5.  AWS does not publish the
-formula; capsim uses the proportional model the reference gives, on the
+works", "Define cooldown periods"), SageMaker endpoint autoscaling
+(https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html).
+AWS does not publish the formula; capsim uses the proportional model the guide describes, on the
 deployment-wide load: ``desired = ceil(total metric / target per
 instance)`` (= ceil(instances × metric per instance / target)).
 

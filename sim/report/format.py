@@ -145,15 +145,56 @@ def _number(block: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
+SERVED_SHARE = 0.99  # below this share of requests served ok, a run did not serve its traffic
+BUSY_SHARE = 0.97  # replicas busy at least this share of their ready time: saturated
+
+
+def service_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """Sentences that must come before any cost finding: the run did not serve its traffic
+    (under 99 % of requests ok), missed its SLO, was cut off at the drain limit, or was
+    overloaded throughout.  Empty when the run served its traffic."""
+    t = summary.get("total") or {}
+    scenario = summary.get("scenario") or {}
+    requests = int(_number(t, "requests") or 0)
+    out = []
+    served = (_number(t, "ok") or 0.0) / requests if requests else None
+    if served is not None and served < SERVED_SHARE:
+        out.append(f"The run did not serve its traffic: only {percent_text(served)} of "
+                   f"{requests:,} requests finished ok.")
+    limits = _slo_limits(scenario)
+    missed = [f"p99 {_SLO_NAMES[k]} {seconds_text(v)} above {seconds_text(limits[k])}"
+              for k in limits if (v := _number(t, f"{k}_s")) is not None and v > limits[k]]
+    attainment = _number(t, "slo_attainment")
+    if limits and attainment is not None and attainment < SERVED_SHARE:
+        missed.insert(0, f"{percent_text(attainment)} of requests met every objective")
+    if missed:
+        out.append("The run missed its SLO: " + "; ".join(missed) + ".")
+    duration = scenario.get("duration")
+    simulated = _number(summary, "simulated_s")
+    if duration is not None and simulated is not None:
+        horizon = parse_duration(duration) if isinstance(duration, str) else float(duration)
+        if simulated >= horizon + max(horizon, 3600.0) - 1e-6:
+            out.append(f"Cut off at the drain limit ({seconds_text(simulated)} simulated for "
+                       f"{seconds_text(horizon)} of traffic): requests were still queued.")
+    busy = _number(t, "utilization")
+    if busy is not None and busy >= BUSY_SHARE and served is not None and served < SERVED_SHARE:
+        out.append(f"Overloaded throughout: replicas were busy {percent_text(busy)} of their "
+                   "ready time and still left requests unserved.")
+    return out
+
+
 def findings(summary: Mapping[str, Any]) -> list[str]:
-    """What a run shows, in sentences computed from its summary's ``total``."""
+    """What a run shows, in sentences computed from its summary's ``total``; a run that
+    did not serve its traffic or missed its SLO says so first (:func:`service_warnings`),
+    and then states no saving against serverless."""
     t = summary.get("total") or {}
     scenario = summary.get("scenario") or {}
 
     def count(key: str) -> int:
         return int(_number(t, key) or 0)
 
-    out = []
+    warnings = service_warnings(summary)
+    out = list(warnings)
     requests = count("requests")
     if requests:
         out.append(
@@ -190,7 +231,11 @@ def findings(summary: Mapping[str, Any]) -> list[str]:
         if per_m is not None:
             sentence += f", {usd_text(per_m)} per 1M tokens"
         serverless = _number(t, "serverless_cost_usd")
-        if serverless is not None and serverless > 0 and cost > 0:
+        if serverless is not None and serverless > 0 and cost > 0 and warnings:
+            sentence += (f"; serverless prices for the same requests would be "
+                         f"{usd_text(serverless)}, but no saving follows from a run that did "
+                         "not serve its traffic within its SLO")
+        elif serverless is not None and serverless > 0 and cost > 0:
             if cost > serverless:
                 ratio = f"serverless would be {cost / serverless:.3g}× cheaper"
             else:

@@ -63,6 +63,12 @@ def _set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
             raise InputError("cannot set a key inside a scalar value", where=dotted)
 
 
+def apply_overrides(doc: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Set each dotted key path of ``overrides`` in ``doc`` (in place), as ``--set`` does."""
+    for key, value in overrides.items():
+        _set_path(doc, key, value)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"seed=3"`` → ``("seed", 3)``; the value is read as YAML."""
     if "=" not in text:
@@ -75,21 +81,66 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # a scenario or sweep file; traces are read elsewhere
+MAX_DEPTH = 32  # levels of nesting in a scenario document
+MAX_NODES = 200_000  # values in a document, aliases counted as often as they are used
+
+
 def read_document(path: str | Path) -> Any:
+    """A YAML file as plain data, or an InputError: missing, unreadable, not UTF-8,
+    too large, not YAML, nested too deeply or too many values."""
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise InputError(f"file too large for a scenario ({size:,} bytes; at most "
+                             f"{MAX_DOCUMENT_BYTES:,})", file=str(path))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError("no such file", file=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", file=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not a UTF-8 text file (byte 0x{data[exc.start]:02x} cannot be "
+                         "decoded)", file=str(path), where=f"line {line}") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise InputError(f"not valid YAML: {problem}", file=str(path), where=where) from None
+    except RecursionError:
+        raise InputError(f"nested too deeply (at most {MAX_DEPTH} levels)",
+                         file=str(path)) from None
+    try:
+        check_document_shape(doc)
+    except InputError as err:
+        raise err.with_file(str(path)) from None
+    return doc
+
+
+def check_document_shape(doc: Any) -> None:
+    """Refuse a document nested deeper than :data:`MAX_DEPTH` or holding more than
+    :data:`MAX_NODES` values (YAML aliases counted at each use), without recursion."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise InputError(f"too many values ({MAX_NODES:,} at most, YAML aliases "
+                             "counted at each use)")
+        if isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                raise InputError(f"nested too deeply (at most {MAX_DEPTH} levels)")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
 
 
 def load_scenario(
@@ -105,6 +156,10 @@ def load_scenario(
     trace paths are resolved against the YAML file's folder (or ``base_dir``).
     """
     if isinstance(source, Mapping):
+        try:
+            check_document_shape(source)
+        except InputError as err:
+            raise err.with_file("<scenario>") from None
         doc: Any = copy.deepcopy(dict(source))
         label = "<scenario>"
         folder = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -116,8 +171,7 @@ def load_scenario(
     try:
         if not isinstance(doc, dict):
             raise InputError("a scenario must be a mapping of keys to values", where="scenario")
-        for key, value in (overrides or {}).items():
-            _set_path(doc, key, value)
+        apply_overrides(doc, overrides or {})
         try:
             spec = Scenario.model_validate(doc)
         except ValidationError as exc:

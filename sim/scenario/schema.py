@@ -1,4 +1,4 @@
-"""The scenario schema (SPEC §3): validated, frozen specs with unit strings.
+"""The scenario schema: validated, frozen specs with unit strings.
 
 Each section's spec lives beside the code that uses it (``sim.perf.ShapeSpec``,
 ``sim.workload.TrafficSpec``, the policies' ``Params``); this module composes
@@ -24,7 +24,7 @@ NonNegativeDuration = Annotated[Duration, Field(ge=0)]
 
 
 class ClientSpec(Spec):
-    """How clients retry 429 and 503 (defaults: fireworks.md §2, max_retries=5, base 1 s)."""
+    """How clients retry 429 and 503 (the provider's reliability guide: max_retries=5, base 1 s)."""
 
     max_retries: int = Field(5, ge=0, description="retries after the first attempt")
     backoff_base: PositiveDuration = Field(

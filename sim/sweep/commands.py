@@ -152,7 +152,8 @@ def _print_points(report: SweepReport, plan: SweepPlan) -> None:
             values = group[col].dropna() if col in group else pd.Series(dtype=float)
             cells.append(fmt.format(float(values.mean())) if len(values) else "—")
         first = group.iloc[0]
-        point = [str(first[a]) for a in axes] if axes else [str(rid)]
+        point = ["—" if first[a] is None else str(first[a]) for a in axes] if axes \
+            else [str(rid)]
         table.add_row(*point, str(len(group)), *cells)
     Console().print(table)
 

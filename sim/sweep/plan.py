@@ -8,7 +8,22 @@ A sweep file is a scenario YAML with two more top-level keys::
     seeds: 5                                 # seeds seed, seed+1, …, seed+4 (or a list)
 
 The cartesian product of the axes is the set of *points*; each point is run
-once per seed.  A point is named by a *run id* derived from its overrides
+once per seed.  Two more forms say what a planner means: ``zip:`` (a mapping
+of axes whose lists have one length) moves its axes together, the i-th value
+of each in the same point; and an axis given as a mapping, each value to axes
+of its own, makes those axes depend on it (a shape preset with its own
+replica range)::
+
+    sweep:
+      deployments[0].shape:
+        minimal:
+          deployments[0].autoscaler.replicas: [3, 4]
+        fast:
+          deployments[0].autoscaler.replicas: [1, 2]
+      zip:
+        deployments[0].traffic.arrivals.rps: [20, 40]
+        deployments[0].max_replicas: [4, 8]
+  A point is named by a *run id* derived from its overrides
 alone (see :func:`run_id`), so the same point has the same id in every sweep
 and on every machine.  Every axis value and every combination is validated
 here, before anything runs; a bad one is one :class:`~sim.errors.InputError`
@@ -127,30 +142,116 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _axes(doc: dict[str, Any]) -> dict[str, list[Any]]:
-    raw = doc.get("sweep", {})
+ZIP = "zip"
+
+
+def _check_key(key: Any, where: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InputError("an axis must be a key path such as deployments[0].shape",
+                         where=where)
+    key = key.strip()
+    if key in ("seed", "seeds"):
+        raise InputError("seeds are not an axis: use the top-level 'seeds:' key",
+                         where=f"{where}.{key}")
+    if key.split(".")[0].split("[")[0] in SWEEP_KEYS:
+        raise InputError("an axis cannot set 'sweep' or 'seeds'", where=f"{where}.{key}")
+    return key
+
+
+def _check_values(values: Any, where: str) -> list[Any]:
+    if not isinstance(values, list) or not values:
+        raise InputError("must be a non-empty list of values (or, for values with axes of "
+                         "their own, a mapping of each value to its axes)", where=where)
+    canon = [json.dumps(v, sort_keys=True, default=str) for v in values]
+    dupes = sorted({c for c in canon if canon.count(c) > 1})
+    if dupes:
+        raise InputError(f"duplicate value {dupes[0]}", where=where)
+    return values
+
+
+# A factor is the list of partial points one entry of ``sweep:`` contributes; the
+# points of the sweep are the product of its factors, each point merged left to right.
+# Each leaf is (context, key, value): the overrides a value is checked with.
+Factor = list[dict[str, Any]]
+Leaf = tuple[dict[str, Any], str, Any]
+
+
+def _factors(raw: Any, where: str, context: dict[str, Any],
+             leaves: list[Leaf]) -> list[Factor]:
+    """The factors of a ``sweep:`` mapping (or of a value's own axes), recursively."""
     if raw is None:
-        raw = {}
+        return []
     if not isinstance(raw, dict):
-        raise InputError("must be a mapping of key paths to lists of values", where="sweep")
-    axes: dict[str, list[Any]] = {}
+        raise InputError("must be a mapping of key paths to lists of values", where=where)
+    factors: list[Factor] = []
     for key, values in raw.items():
-        where = f"sweep.{key}"
-        if not isinstance(key, str) or not key.strip():
-            raise InputError("an axis must be a key path such as deployments[0].shape",
-                             where="sweep")
-        if key.strip() in ("seed", "seeds"):
-            raise InputError("seeds are not an axis: use the top-level 'seeds:' key", where=where)
-        if key.split(".")[0].split("[")[0] in SWEEP_KEYS:
-            raise InputError("an axis cannot set 'sweep' or 'seeds'", where=where)
-        if not isinstance(values, list) or not values:
-            raise InputError("must be a non-empty list of values", where=where)
-        canon = [json.dumps(v, sort_keys=True, default=str) for v in values]
-        dupes = sorted({c for c in canon if canon.count(c) > 1})
-        if dupes:
-            raise InputError(f"duplicate value {dupes[0]}", where=where)
-        axes[key.strip()] = values
-    return axes
+        if key == ZIP:
+            groups = values if isinstance(values, list) else [values]
+            for i, group in enumerate(groups):
+                at = f"{where}.zip" if len(groups) == 1 else f"{where}.zip[{i}]"
+                if not isinstance(group, dict) or not group:
+                    raise InputError("must be a mapping of key paths to lists of equal "
+                                     "length", where=at)
+                cols = {_check_key(k, at): _check_values(v, f"{at}.{k}")
+                        for k, v in group.items()}
+                lengths = {k: len(v) for k, v in cols.items()}
+                if len(set(lengths.values())) > 1:
+                    shown = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+                    raise InputError(f"zipped axes need lists of one length ({shown})",
+                                     where=at)
+                n = next(iter(lengths.values()))
+                rows = [{k: v[j] for k, v in cols.items()} for j in range(n)]
+                for row in rows:
+                    for k, v in row.items():
+                        leaves.append((context, k, v))
+                factors.append(rows)
+            continue
+        name = _check_key(key, where)
+        at = f"{where}.{name}"
+        if isinstance(values, dict):  # each value with axes of its own
+            if not values:
+                raise InputError("must map at least one value to its axes", where=at)
+            rows = []
+            for value, sub in values.items():
+                leaves.append((context, name, value))
+                inner = {**context, name: value}
+                sub_factors = _factors(sub, f"{at}.{value}", inner, leaves)
+                for combo in itertools.product(*sub_factors):
+                    merged: dict[str, Any] = {name: value}
+                    for part in combo:
+                        merged.update(part)
+                    rows.append(merged)
+            factors.append(rows)
+            continue
+        for v in _check_values(values, at):
+            leaves.append((context, name, v))
+        factors.append([{name: v} for v in values])
+    return factors
+
+
+def _points(doc: dict[str, Any]) -> tuple[dict[str, list[Any]], list[dict[str, Any]],
+                                          list[Leaf]]:
+    """The axes (every key path with the values it takes), the points, and each value with
+    the overrides it must be checked under."""
+    leaves: list[Leaf] = []
+    factors = _factors(doc.get("sweep", {}), "sweep", {}, leaves)
+    points = []
+    for combo in itertools.product(*factors):
+        point: dict[str, Any] = {}
+        for part in combo:
+            overlap = sorted(set(point) & set(part))
+            if overlap:
+                raise InputError(f"axis {overlap[0]} is given twice", where="sweep")
+            point.update(part)
+        points.append(point)
+    axes: dict[str, list[Any]] = {}
+    for point in points:
+        for key, value in point.items():
+            seen = axes.setdefault(key, [])
+            if all(json.dumps(value, sort_keys=True, default=str)
+                   != json.dumps(s, sort_keys=True, default=str) for s in seen):
+                seen.append(value)
+    return axes, points, leaves
 
 
 def _seeds(doc: dict[str, Any], base_seed: int) -> list[int]:
@@ -215,23 +316,23 @@ def load_sweep(
         raise InputError("a sweep must be a mapping of keys to values", file=label,
                          where="scenario")
     try:
-        axes = _axes(doc)
+        axes, grid, leaves = _points(doc)
         base = {k: v for k, v in doc.items() if k not in SWEEP_KEYS}
         fixed = dict(overrides or {})
         base_loaded = load_scenario(base, fixed, base_dir=folder)
         seeds = _seeds(doc, base_loaded.spec.seed)
         check_all = any(_touches_files(key) for key in axes)
-        # Each value alone first, so that a bad value is named with its axis.
-        for key, values in axes.items():
-            for value in values:
-                try:
-                    _load(base, {**fixed, key: value}, folder, check_files=_touches_files(key))
-                except InputError as err:
-                    raise InputError(f"value {_show(value)}: {_reason(err)}",
-                                     where=f"sweep.{key}") from None
+        # Each value alone first (with the values it depends on), so that a bad value is
+        # named with its axis.
+        for context, key, value in leaves:
+            try:
+                _load(base, {**fixed, **context, key: value}, folder,
+                      check_files=_touches_files(key))
+            except InputError as err:
+                raise InputError(f"value {_show(value)}: {_reason(err)}",
+                                 where=f"sweep.{key}") from None
         runs: list[RunSpec] = []
-        for combo in itertools.product(*axes.values()):
-            point = dict(zip(axes, combo, strict=True))
+        for point in grid:
             try:
                 loaded = _load(base, {**fixed, **point}, folder, check_files=check_all)
             except InputError as err:

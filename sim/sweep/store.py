@@ -156,7 +156,7 @@ def summary_table(
     for run in plan.runs:
         row: dict[str, Any] = {"run_id": run.run_id, "seed": run.seed}
         for axis in plan.axes:
-            row[axis] = run.overrides[axis]
+            row[axis] = run.overrides.get(axis)
         summary = read_run_summary(out, run.run_id, run.seed)
         if run.key in failed:
             row.update(status="failed", error=failed[run.key].error, wall_s=None,

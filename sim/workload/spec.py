@@ -1,4 +1,4 @@
-"""Traffic specs: what a deployment's requests look like (SPEC §2 "Traffic", §3).
+"""Traffic specs: what a deployment's requests look like.
 
 A ``traffic:`` block has an arrival process and two token-length
 distributions, each a tagged object (``kind: ...``)::

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from sim.errors import InputError
+from sim.errors import InputError, elide, quoted
 from sim.workload.base import Workload
 from sim.workload.spec import MAX_TOKENS
 
@@ -158,11 +158,16 @@ def _read_csv(path: Path, shown: str) -> _Columns:
         ) from None
     except UnicodeDecodeError as e:
         raise InputError(f"not a UTF-8 text file ({e.reason})", file=shown) from None
+    header = _csv_header(path)
+    for column in CSV_COLUMNS:
+        if header.count(column) > 1:
+            raise InputError(f"column {column!r} appears {header.count(column)} times",
+                             file=shown, where="header")
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in CSV_COLUMNS:
         if column not in frame.columns:
             raise InputError(
-                f"missing column {column!r} (header has {', '.join(frame.columns)}; "
+                f"missing column {column!r} (header has {elide(', '.join(frame.columns))}; "
                 f"expected {','.join(CSV_COLUMNS)})",
                 file=shown,
                 where="header",
@@ -188,7 +193,8 @@ def _read_csv(path: Path, shown: str) -> _Columns:
         problems,
         bad,
         lambda i: (
-            f"cannot read timestamp {str(stamps_raw[i])!r} (expected e.g. {_TIMESTAMP_EXAMPLE})"
+            f"cannot read timestamp {quoted(str(stamps_raw[i]))} "
+            f"(expected e.g. {_TIMESTAMP_EXAMPLE})"
         ),
     )
     tokens = [_token_column(np.char.strip(raw[k]), CSV_COLUMNS[k], problems) for k in (1, 2)]
@@ -198,6 +204,15 @@ def _read_csv(path: Path, shown: str) -> _Columns:
     ns = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     seconds = (ns - ns[0]).astype(np.float64) / 1e9 if ns.size else np.empty(0)
     return seconds, tokens[0], tokens[1], lines
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The names on the header line, as written (pandas renames a repeated one)."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+    return [name.strip() for row in csv.reader([first]) for name in row]
 
 
 def _first(
@@ -217,22 +232,24 @@ def _token_column(
     empty = np.char.str_len(text) == 0
     _first(problems, empty, lambda i: f"empty {name} field")
     nan = np.isnan(values) & ~empty
-    _first(problems, nan, lambda i: f"{name} {str(text[i])!r} is not a number")
+    _first(problems, nan, lambda i: f"{name} {quoted(str(text[i]))} is not a number")
     finite = np.isfinite(values)
-    _first(problems, ~finite & ~nan & ~empty, lambda i: f"{name} {str(text[i])!r} is not finite")
+    _first(problems, ~finite & ~nan & ~empty,
+           lambda i: f"{name} {quoted(str(text[i]))} is not finite")
     with np.errstate(invalid="ignore"):
         fractional = finite & (values != np.floor(values))
         negative = finite & ~fractional & (values < 0)
         zero = finite & (values == 0)
     _first(
-        problems, fractional, lambda i: f"{name} {str(text[i])!r} is not a whole number of tokens"
+        problems, fractional,
+        lambda i: f"{name} {quoted(str(text[i]))} is not a whole number of tokens"
     )
-    _first(problems, negative, lambda i: f"{name} {str(text[i])!r} is negative")
+    _first(problems, negative, lambda i: f"{name} {quoted(str(text[i]))} is negative")
     _first(problems, zero, lambda i: f"{name} is 0: a request has at least 1 token")
     _first(
         problems,
         finite & (values > MAX_TOKENS),
-        lambda i: f"{name} {str(text[i])!r} is too large",
+        lambda i: f"{name} {quoted(str(text[i]))} is too large",
     )
     return np.where(finite, values, 0).astype(np.int64)
 
@@ -294,6 +311,9 @@ def _read_jsonl(path: Path, shown: str, extra: _Extra) -> _Columns:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise InputError(f"not valid JSON: {e.msg}", file=shown, where=where) from None
+                except RecursionError:
+                    raise InputError("not a trace record: nested too deeply", file=shown,
+                                     where=where) from None
                 if not isinstance(row, dict):
                     raise InputError(
                         f"expected a JSON object with keys {', '.join(JSONL_KEYS)}",
@@ -324,10 +344,10 @@ def _json_timestamp(value: object, shown: str, where: str) -> float:
         raise InputError("timestamp is null", file=shown, where=where)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(
-            f"timestamp {value!r} is not a number of milliseconds", file=shown, where=where
+            f"timestamp {quoted(value)} is not a number of milliseconds", file=shown, where=where
         )
     if not math.isfinite(value):
-        raise InputError(f"timestamp {value!r} is not finite", file=shown, where=where)
+        raise InputError(f"timestamp {quoted(value)} is not finite", file=shown, where=where)
     return float(value)
 
 
@@ -335,19 +355,19 @@ def _json_tokens(value: object, name: str, shown: str, where: str) -> int:
     if value is None:
         raise InputError(f"{name} is null", file=shown, where=where)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{name} {value!r} is not a number", file=shown, where=where)
+        raise InputError(f"{name} {quoted(value)} is not a number", file=shown, where=where)
     if not math.isfinite(value):
-        raise InputError(f"{name} {value!r} is not finite", file=shown, where=where)
+        raise InputError(f"{name} {quoted(value)} is not finite", file=shown, where=where)
     if value != math.floor(value):
         raise InputError(
-            f"{name} {value!r} is not a whole number of tokens", file=shown, where=where
+            f"{name} {quoted(value)} is not a whole number of tokens", file=shown, where=where
         )
     if value < 0:
-        raise InputError(f"{name} {value!r} is negative", file=shown, where=where)
+        raise InputError(f"{name} {quoted(value)} is negative", file=shown, where=where)
     if value == 0:
         raise InputError(f"{name} is 0: a request has at least 1 token", file=shown, where=where)
     if value > MAX_TOKENS:
-        raise InputError(f"{name} {value!r} is too large", file=shown, where=where)
+        raise InputError(f"{name} {quoted(value)} is too large", file=shown, where=where)
     return int(value)
 
 

@@ -1,4 +1,4 @@
-"""The control plane against hand-computed cases (issue #3)."""
+"""The control plane against hand-computed cases."""
 
 from __future__ import annotations
 

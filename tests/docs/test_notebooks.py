@@ -79,7 +79,7 @@ def test_compare_shapes_concludes_from_its_results():
 def test_serverless_vs_ondemand_concludes_from_its_results():
     facts_cell = (
         "import json\n"
-        "print(json.dumps({name: {'rps': b.rps, 'failed': failed(b)} "
+        "print(json.dumps({name: {'intervals': b.cheaper_intervals, 'failed': failed(b)} "
         "for name, b in found.items()}))"
     )
     nb = _execute(ROOT / "notebooks" / "serverless_vs_ondemand.ipynb", extra=facts_cell)
@@ -88,15 +88,19 @@ def test_serverless_vs_ondemand_concludes_from_its_results():
     assert len(_outputs(nb, "image/png")) == 1
     assert list(facts) == ["steady, scale to zero", "bursty, scale to zero", "bursty, always on"]
     for name, fact in facts.items():
-        if fact["rps"] is None:
-            assert f"**{name}**: dedicated GPUs are cheaper than serverless at" in conclusion
+        if not fact["intervals"]:
+            assert (f"**{name}**: dedicated GPUs are cheaper than serverless at no rate"
+                    in conclusion)
         else:
-            assert (f"**{name}**: dedicated GPUs cost less per token than serverless above "
-                    f"**{fact['rps']:.3g} req/s**") in conclusion
+            shown = " and ".join(f"**{lo:.3g}–{hi:.3g} req/s**" for lo, hi in fact["intervals"])
+            assert (f"**{name}**: dedicated GPUs cost less per served token than serverless "
+                    f"at {shown}") in conclusion
         assert f"{fact['failed']:.1%} of requests failed" in conclusion
-    steady, bursty = facts["steady, scale to zero"]["rps"], facts["bursty, scale to zero"]["rps"]
-    if steady is not None and bursty is not None:
-        assert f"Bursts move the break-even by {bursty / steady:.2g}×" in conclusion
+    steady, bursty = facts["steady, scale to zero"]["intervals"], \
+        facts["bursty, scale to zero"]["intervals"]
+    if steady and bursty:
+        assert f"Bursts move the lowest rate where dedicated pays by " \
+               f"{bursty[0][0] / steady[0][0]:.2g}×" in conclusion
 
 
 def test_autoscaler_tuning_concludes_from_its_results():

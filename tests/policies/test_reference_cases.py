@@ -1,4 +1,4 @@
-"""Every hand-computed case of reference/autoscalers.md, through the policies'
+"""Hand-computed cases of each policy's published rules, through the policies'
 own decision functions (and through ``decide`` on a matching observation)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sim.policies.ray_serve import apply_scaling_factors
 from sim.policies.target_tracking import Cooldowns
 from tests.policies.observations import make, observe
 
-# --------------------------------------------------------------------- HPA (§1)
+# --------------------------------------------------------------------- HPA
 
 
 def test_hpa_case_1_ratio_above_tolerance_scales_to_ceil_ratio_times_ready():
@@ -88,7 +88,7 @@ def test_hpa_scale_down_rate_limit_percent():
     assert down.normalize(30.0, 5, 2, 1, 100) == 5
 
 
-# --------------------------------------------------------------------- KPA (§2)
+# --------------------------------------------------------------------- KPA
 
 
 def test_kpa_panic_example():
@@ -133,7 +133,7 @@ def test_kpa_scales_to_zero_after_a_stable_window_and_the_grace_period():
     assert decisions[92] == 0
 
 
-# --------------------------------------------------------------- KEDA (§3)
+# --------------------------------------------------------------- KEDA
 
 
 def test_keda_activation_threshold_overrides_the_hpa():
@@ -163,7 +163,7 @@ def test_keda_cooldown_before_scaling_to_zero():
     assert keda.decide(observe(keda, t=360, ready=1, rps=0.0)) == 0  # 30 + 300 < 360
 
 
-# ----------------------------------------------------------- Ray Serve (§4)
+# ----------------------------------------------------------- Ray Serve
 
 
 def test_ray_serve_example_1_upscale_after_301_ticks():
@@ -209,7 +209,7 @@ def test_ray_serve_stuck_downscale_decrements_by_one():
     assert apply_scaling_factors(3.5, 4, 1.0, 0.1) == 4
 
 
-# ---------------------------------------------------------------- AWS (§5)
+# ---------------------------------------------------------------- AWS
 
 
 def test_aws_scale_out_cooldown_counts_the_capacity_already_added():

@@ -80,21 +80,47 @@ def test_findings_are_computed_from_the_summary():
           "serverless_cost_usd": 40.0, "gpu_seconds": 7200.0, "utilization": 0.5,
           "cost_per_million_tokens_usd": 1.25, "mean_ready_replicas": 1.5,
           "max_ready_replicas": 3, "cold_starts": 2, "pending_replica_seconds": 30.0}
+    # it served 95 % and missed its SLO: that comes first, and no saving is claimed
     assert fmt.findings(res.summary) == [
+        "The run did not serve its traffic: only 95.0 % of 400 requests finished ok.",
+        "The run missed its SLO: 90.0 % of requests met every objective; p99 TTFT 2.5 s "
+        "above 2 s.",
         "400 requests: 380 ok (95.0 %), 20 failed; 60 HTTP 503 and 12 HTTP 429 responses, "
         "50 retries.",
         "90.0 % of requests met every objective: p99 TTFT 2.5 s misses its 2 s objective.",
         "Dedicated GPUs cost $10.00 for 2.00 GPU-h at 50.0 % utilization, $1.25 per 1M tokens;"
-        " the same tokens at serverless prices would cost $40.00 — dedicated is 4× cheaper.",
+        " serverless prices for the same requests would be $40.00, but no saving follows from"
+        " a run that did not serve its traffic within its SLO.",
         "1.50 replicas ready on average, at most 3; 2 cold starts; replicas waited 30 s in "
         "total for GPUs.",
     ]
-    t |= {"serverless_cost_usd": 5.0, "ttft_p99_s": 0.5}
+    t |= {"ok": 400, "failed": 0, "slo_attainment": 0.995, "ttft_p99_s": 0.5}
     lines = fmt.findings(res.summary)
+    assert fmt.service_warnings(res.summary) == []
+    assert lines[0].startswith("400 requests: 400 ok")
     assert "p99 TTFT 500 ms meets its 2 s objective" in lines[1]
-    assert lines[2].endswith("would cost $5.00 — serverless would be 2× cheaper.")
+    assert lines[2].endswith("would cost $40.00 — dedicated is 4× cheaper.")
+    t |= {"serverless_cost_usd": 5.0}
+    assert fmt.findings(res.summary)[2].endswith("would cost $5.00 — serverless would be 2× "
+                                                 "cheaper.")
     res.summary["scenario"] = {"slo": {}}
     assert fmt.findings(res.summary)[1].startswith("No latency objective is set")
+
+
+def test_overloaded_run_warns_and_claims_no_saving(single_curve):
+    import sim
+    from tests.conftest import queue_scenario
+
+    doc = queue_scenario(single_curve, rps=10.0, replicas=1, max_concurrency=1,
+                         duration="10m")
+    doc["billing"] = {"serverless": {"llama-v3p1-8b-instruct": {"input": 100.0,
+                                                                "output": 100.0}}}
+    summary = sim.run(doc, keep_requests=False).summary
+    lines = fmt.findings(summary)
+    assert lines[0].startswith("The run did not serve its traffic: only ")
+    assert any(x.startswith("Cut off at the drain limit") for x in lines)
+    assert any(x.startswith("Overloaded throughout") for x in lines)
+    assert not any("× cheaper" in x for x in lines)
 
 
 def test_report_of_a_real_run_is_self_contained(real_result):

@@ -33,6 +33,53 @@ def test_cartesian_product_times_seeds_in_grid_order():
         assert run.scenario["clients"]["max_retries"] == 5  # defaults resolved
 
 
+def test_dependent_axes_give_each_value_its_own_range():
+    plan = load_sweep(sweep_doc(sweep={
+        "deployments[0].shape.precision": {
+            "FP8": {"deployments[0].autoscaler.replicas": [1, 2]},
+            "BF16": {"deployments[0].autoscaler.replicas": [3, 4, 5]},
+        },
+        "deployments[0].max_queue": [8, 16],
+    }))
+    points = [o for _, o in plan.points]
+    assert len(points) == (2 + 3) * 2
+    pairs = {(o["deployments[0].shape.precision"], o["deployments[0].autoscaler.replicas"])
+             for o in points}
+    assert pairs == {("FP8", 1), ("FP8", 2), ("BF16", 3), ("BF16", 4), ("BF16", 5)}
+    assert plan.axes["deployments[0].autoscaler.replicas"] == [1, 2, 3, 4, 5]
+    for run in plan.runs:
+        assert run.scenario["deployments"][0]["autoscaler"]["replicas"] == \
+            run.overrides["deployments[0].autoscaler.replicas"]
+
+
+def test_zipped_axes_move_together():
+    plan = load_sweep(sweep_doc(sweep={
+        "zip": {"deployments[0].traffic.arrivals.rps": [6, 12, 24],
+                "deployments[0].autoscaler.replicas": [1, 2, 4]},
+        "deployments[0].max_queue": [8, 16],
+    }))
+    points = [o for _, o in plan.points]
+    assert len(points) == 3 * 2
+    assert {(o["deployments[0].traffic.arrivals.rps"], o["deployments[0].autoscaler.replicas"])
+            for o in points} == {(6, 1), (12, 2), (24, 4)}
+
+
+@pytest.mark.parametrize(("sweep", "where", "reason"), [
+    ({"zip": {"deployments[0].max_queue": [1, 2], "deployments[0].autoscaler.replicas": [1]}},
+     "sweep.zip", "one length"),
+    ({"deployments[0].shape.precision": {"FP3": {"deployments[0].max_queue": [1]}}},
+     "sweep.deployments[0].shape.precision", "value 'FP3'"),
+    ({"deployments[0].shape.precision": {"FP8": {"deployments[0].autoscalr.replicas": [1]}}},
+     "sweep.deployments[0].autoscalr.replicas", "unknown key"),
+    ({"deployments[0].max_queue": [1, 2], "zip": {"deployments[0].max_queue": [3, 4]}},
+     "sweep", "given twice"),
+])
+def test_bad_zipped_or_dependent_axes(sweep, where, reason):
+    with pytest.raises(InputError) as info:
+        load_sweep(sweep_doc(sweep=sweep))
+    assert info.value.where == where and reason in info.value.reason
+
+
 def test_seed_list_and_no_axes():
     plan = load_sweep(sweep_doc(seeds=[7, 3, 11]))
     assert plan.seeds == [7, 3, 11]

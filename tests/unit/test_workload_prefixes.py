@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -91,7 +92,7 @@ def test_each_turn_extends_the_previous_prompt():
     multi = [rows for rows in by_session.values() if len(rows) > 1]
     assert len(multi) > 20
     for rows in multi:
-        for a, b in zip(rows, rows[1:], strict=False):
+        for a, b in itertools.pairwise(rows):
             assert w.input_tokens[b] > w.input_tokens[a] + w.output_tokens[a]
             full = w.input_tokens[a] // BLOCK
             assert ch[b][:full] == ch[a][:full]

@@ -1,0 +1,56 @@
+"""``capsim plan``: parser and handler, wired in by ``sim.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from sim.errors import InputError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="find the cheapest configuration that holds the SLO (a scenario with plan:)",
+        description=(
+            "Search the shapes, replica counts, policies and regions a scenario's plan: "
+            "section allows: analytic pruning from the throughput model, then simulation "
+            "(bisection on replica counts, coordinate search over autoscaler bounds and "
+            "targets), then confirmation of the best few on fresh seeds. Writes plan.json, "
+            "best.yaml, pareto.png and report.html."
+        ),
+    )
+    p.add_argument("scenario", help="scenario YAML with a plan: section")
+    p.add_argument("--out", help="results folder (default: results/<scenario name>-plan)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key first, e.g. --set plan.replicas.max=8 --set duration=10m",
+    )
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local process pool (default) or a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="Dask scheduler address (implies --executor dask)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (default: one per core)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sim.plan.output import print_plan, write_plan
+    from sim.plan.search import plan
+    from sim.scenario.loader import parse_override
+    from sim.sweep.executors import make_executor
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {args.workers})")
+    overrides = dict(parse_override(item) for item in args.overrides)
+    executor = make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
+    result = plan(args.scenario, overrides, executor=executor,
+                  progress=lambda line: print(f"  {line}", file=sys.stderr))
+    out = Path(args.out) if args.out else Path("results") / f"{result.name}-plan"
+    write_plan(result, out)
+    print_plan(result)
+    print(f"plan written to {out}/")
+    return 0
