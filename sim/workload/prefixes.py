@@ -120,3 +120,30 @@ def draw_turns(sessions: SessionSpec | None, n_sessions: int, rng: np.random.Gen
     if sessions is None:
         return np.ones(n_sessions, np.int64)
     return length_distribution(sessions.turns).sample(rng, n_sessions)
+
+
+def reusable_tokens(w: Workload) -> int:
+    """Prompt tokens an unbounded cache could serve, counted from the ids alone.
+
+    For each request in arrival order: the longest run of its leading block
+    ids that earlier requests carried, times the block size, capped one token
+    short of its prompt (the last token is always computed).  An upper bound
+    of what any replica's cache serves; with one replica, a cache that
+    forgets nothing and each prompt prefilled before the next arrives, the
+    engine serves exactly this.  0 without prefix information.
+    """
+    if w.block_ids is None:
+        return 0
+    off = w.block_offsets.tolist()
+    ids = w.block_ids.tolist()
+    prompts = w.input_tokens.tolist()
+    seen: set[int] = set()
+    total = 0
+    for i, prompt in enumerate(prompts):
+        chain = ids[off[i] : off[i + 1]]
+        k = 0
+        while k < len(chain) and chain[k] in seen:
+            k += 1
+        total += min(k * w.block_tokens, prompt - 1)
+        seen.update(chain)
+    return total
