@@ -15,7 +15,7 @@ import simpy
 import sim
 from sim.engine.core import ClientPolicy, DeploymentPlan, Simulation
 from sim.perf import build_shape
-from sim.workload import TrafficSpec, generate, write_trace
+from sim.workload import TrafficSpec, generate, read_trace, reusable_tokens, write_trace
 
 MODEL = "llama-v3p1-8b-instruct"
 
@@ -78,6 +78,7 @@ def test_unbounded_cache_hits_the_exact_count(tmp_path, seed):
     path = spaced_trace(tmp_path / "t.jsonl", seed)
     cached, prompt = exact_cached_tokens(path)
     assert cached > 0.3 * prompt  # the trace does reuse prefixes
+    assert reusable_tokens(read_trace(path)) == cached
     res = sim.run(one_replica({"arrivals": {"kind": "trace", "path": str(path)}}))
     req = res.requests
     assert (req["status"] == "ok").all()
