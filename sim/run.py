@@ -15,7 +15,6 @@ from sim import __version__, catalog
 from sim.billing import bill
 from sim.billing.ondemand import USAGE_COLUMNS
 from sim.billing.serverless import price_tokens
-from sim.engine import kernel as K
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
@@ -119,6 +118,10 @@ def run(
                 balance_rel=float(dep.router.balance_rel),
                 prefix_caching=dep.prefix_caching,
                 block_tokens=dep.traffic.hash_block_tokens,
+                max_num_batched_tokens=dep.max_num_batched_tokens,
+                kv_block_tokens=dep.kv_block_tokens,
+                kv_admission=dep.kv_admission,
+                context_tokens=shape.model_info.max_context,
             )
         )
         cold = dep.cold_start
@@ -165,6 +168,7 @@ def run(
         chunk_s=chunk_s,
         on_finished=tally,
         router_rng=stream(spec.seed, "routers"),
+        engine=spec.engine,
     )
     _schedule_events(sim, control, spec)
     sim.run(progress)
@@ -330,7 +334,6 @@ def _summary(
     spec = loaded.spec
     end = sim.end_s
     per: dict[str, dict[str, Any]] = {}
-    st = sim.state
     for d, dep_spec in enumerate(spec.deployments):
         name = dep_spec.name
         bill_lines = billing[billing["deployment"] == name]
@@ -341,10 +344,11 @@ def _summary(
         busy = sim.busy_time(d, end)
         cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
         tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
+        counts = sim.counters(d)
         kpis.update(
             {
-                "http_503": int(st.d_i[d, K.DI_503]),
-                "http_429": int(st.d_i[d, K.DI_429]),
+                "http_503": counts["http_503"],
+                "http_429": counts["http_429"],
                 "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
                 "cost_usd": cost,
                 "serverless_cost_usd": _serverless_cost(
@@ -362,7 +366,9 @@ def _summary(
         per[name] = {key: kpis[key] for key in KPI_KEYS}
         ctl = control.deps[d]
         per[name].update(
-            replica_crashes=ctl.crashes, final_state=ctl.state, final_label=control.label(ctl),
+            http_400=counts["http_400"], resends=counts["resends"],
+            preemptions=counts["preemptions"], replica_crashes=ctl.crashes,
+            final_state=ctl.state, final_label=control.label(ctl),
             prefix_cache_hit_rate=sim.hit_rate(d),
         )
     all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
@@ -402,6 +408,8 @@ def _summary(
         | {
             "replica_crashes": sum(c.crashes for c in control.deps),
             "prefix_cache_hit_rate": sim.hit_rate(None),
+            **{key: sum(p[key] for p in per.values())
+               for key in ("http_400", "resends", "preemptions")},
             "on_demand_cost_usd": _cost_of(billing, "on_demand"),
             "reserved_cost_usd": _cost_of(billing, "reserved"),
         },

@@ -31,16 +31,39 @@ import numpy as np
 import simpy
 
 from sim.engine import kernel as K
+from sim.engine import layout as L
 from sim.engine import prefix_cache as pc
 from sim.engine import routers
-from sim.engine.kernel import KernelState
+from sim.engine.layout import REQUEST_FIELDS, KernelState
+from sim.engine.ports import ServiceShape
 from sim.fleet.control import STAGES, ControlPlane
 from sim.metrics.stream import Finished
 from sim.workload.base import index_ranges
 
-STATUS_NAMES = K.STATUS_NAMES
+STATUS_NAMES = L.STATUS_NAMES
+ENGINES = L.ENGINES
+KV_ADMISSIONS = L.KV_ADMISSIONS
 _INF = math.inf
 _UNIFORM_BLOCK = 4096
+
+
+def _prefill_compute_per_token(
+    input_tokens: np.ndarray, terms: dict[str, Any], budget: int
+) -> np.ndarray:
+    """Compute seconds per prompt token of each prompt prefilled in chunks of ``budget``:
+    the fast engine's prefill cost, each chunk's attention to the cached part included."""
+    tokens = np.asarray(input_tokens, np.int64).reshape(-1)
+    flops_of, attn, flops = terms["prefill_flops"], terms["attn_flops_per_kv_token"], terms["flops"]
+    total = np.zeros(len(tokens))
+    done = np.zeros(len(tokens), np.int64)
+    while True:
+        chunk = np.minimum(tokens - done, budget)
+        if not (chunk > 0).any():
+            break
+        total += (flops_of[chunk] + chunk * done.astype(float) * attn) / flops
+        done += chunk
+    result: np.ndarray = total / np.maximum(tokens, 1)
+    return result
 
 
 class Clock(simpy.Environment):
@@ -50,24 +73,9 @@ class Clock(simpy.Environment):
         self._now = t
 
 
-class ServiceShape(Protocol):
-    """What the engine needs of a shape, as ``sim.perf.Shape`` provides it."""
-
-    gpus: int
-    max_concurrency: int
-    kv_capacity_tokens: int
-    prefill_chunk: int
-
-    def prefill_seconds(self, input_tokens: Any) -> Any:
-        """Seconds of exclusive prefill for each prompt length (array in, array out)."""
-
-    def step_table(self, max_batch: int) -> tuple[Any, float, Any, float]:
-        """``(M, m1, C, c1)``: step(b, kv) = max(M[b] + kv·m1, C[b] + kv·c1)."""
-
-
 @dataclass(frozen=True)
 class ClientPolicy:
-    """How clients retry 429 and 503 responses (docs/control-plane.md).
+    """How clients retry 429 and 503 responses (SPEC §2, fireworks.md §2).
 
     The delay before retry ``k`` (1-based) is ``min(base · 2^(k−1), max)``,
     times a uniform draw in [0, 1) with full jitter.
@@ -110,11 +118,18 @@ class DeploymentPlan:
     max_queue: int | None = None
     queue_on_cold_start: bool = False
     source: WorkloadSource | None = None
+    # Engine limits (defaults: vLLM's, see docs/catalog.md): tokens per
+    # iteration (None: the shape's prefill chunk), KV block size, admission.
+    max_num_batched_tokens: int | None = None
+    kv_block_tokens: int = 16
+    kv_admission: str = "reserve"
+    context_tokens: int | None = None  # the model's context length (None: unlimited)
+    # Routing and prefix caching (sim.engine.routers, sim.engine.prefix_cache).
     router: str = "least_loaded"
     balance_abs: float = 64.0
     balance_rel: float = 1.5
     prefix_caching: bool = True
-    block_tokens: int = 512  # tokens per block of the workload's chains
+    block_tokens: int = 512  # tokens per block of the workload's chains of block ids
 
 
 @dataclass
@@ -170,8 +185,12 @@ class Simulation:
         control: ControlPlane | None = None,
         chunk_s: float | None = None,
         on_finished: Callable[[Finished], None] | None = None,
+        engine: str = "fast",
         router_rng: np.random.Generator | None = None,
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
         self.env = Clock()
         self.plans = plans
         self.names = [p.name for p in plans]
@@ -208,39 +227,59 @@ class Simulation:
     # -- set-up ------------------------------------------------------------
     def _initial_state(self, plans: list[DeploymentPlan], clients: ClientPolicy) -> KernelState:
         n_dep = len(plans)
-        d_i = np.zeros((n_dep, K.N_DI), np.int64)
-        d_f = np.zeros((n_dep, K.N_DF))
+        exact = self.engine == "exact"
+        d_i = np.zeros((n_dep, L.N_DI), np.int64)
+        d_f = np.zeros((n_dep, L.N_DF))
         maxc = np.array([p.shape.max_concurrency for p in plans], np.int64)
+        budget = [self._budget(p) for p in plans]
         width = int(maxc.max()) + 1
         d_M = np.zeros((n_dep, width))
         d_C = np.zeros((n_dep, width))
+        pf_width = max(budget) + 1
+        d_PF = np.zeros((n_dep, pf_width))
+        d_PM = np.zeros((n_dep, pf_width))
+        self._terms = []
         for i, p in enumerate(plans):
-            M, m1, C, c1 = p.shape.step_table(int(maxc[i]))
-            d_M[i, : len(M)] = M
-            d_C[i, : len(C)] = C
-            d_f[i, K.DF_M1], d_f[i, K.DF_C1] = m1, c1
-            d_f[i, K.DF_CHUNK] = float(p.shape.prefill_chunk)
-            d_f[i, K.DF_LAST_ATTEMPT] = 0.0
-            d_i[i, K.DI_MAXC] = maxc[i]
-            d_i[i, K.DI_KVCAP] = p.shape.kv_capacity_tokens
-            d_i[i, K.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
-            d_i[i, K.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
-            d_i[i, K.DI_Q_HEAD] = d_i[i, K.DI_Q_TAIL] = -1
-            d_i[i, K.DI_ROUTER] = routers.NAMES.index(p.router)
-            d_i[i, K.DI_PREFIX] = int(p.prefix_caching)
-            d_i[i, K.DI_BLOCK] = p.block_tokens
-            d_f[i, K.DF_BAL_ABS], d_f[i, K.DF_BAL_REL] = p.balance_abs, p.balance_rel
+            terms = p.shape.iteration_terms(int(maxc[i]), budget[i])
+            self._terms.append(terms)
+            d_M[i, : len(terms["M"])] = terms["M"]
+            d_C[i, : len(terms["C"])] = terms["C"]
+            d_f[i, L.DF_M1], d_f[i, L.DF_C1] = terms["m1"], terms["c1"]
+            d_PF[i, : budget[i] + 1] = terms["prefill_flops"]
+            d_PM[i, : budget[i] + 1] = terms["prefill_memory_s"]
+            d_f[i, L.DF_ATTN] = terms["attn_flops_per_kv_token"]
+            d_f[i, L.DF_FLOPS] = terms["flops"]
+            d_f[i, L.DF_KEEP] = terms["keep"]
+            d_f[i, L.DF_OVERHEAD] = terms["overhead_s"]
+            if p.kv_admission not in KV_ADMISSIONS:
+                raise ValueError(f"kv_admission must be one of {KV_ADMISSIONS}")
+            d_f[i, L.DF_CHUNK] = float(budget[i])
+            d_f[i, L.DF_LAST_ATTEMPT] = 0.0
+            d_i[i, L.DI_MAXC] = maxc[i]
+            d_i[i, L.DI_KVCAP] = p.shape.kv_capacity_tokens
+            d_i[i, L.DI_MAX_QUEUE] = -1 if p.max_queue is None else p.max_queue
+            d_i[i, L.DI_QUEUE_COLD] = int(p.queue_on_cold_start)
+            d_i[i, L.DI_Q_HEAD] = d_i[i, L.DI_Q_TAIL] = -1
+            d_i[i, L.DI_MNBT] = budget[i]
+            d_i[i, L.DI_BLOCK] = p.kv_block_tokens
+            d_i[i, L.DI_GROW] = int(exact and p.kv_admission == "grow")
+            d_i[i, L.DI_CONTEXT] = p.context_tokens or 0
+            d_i[i, L.DI_ROUTER] = routers.NAMES.index(p.router)
+            d_i[i, L.DI_PREFIX] = int(p.prefix_caching)
+            d_i[i, L.DI_HASH_BLOCK] = p.block_tokens
+            d_f[i, L.DF_BAL_ABS], d_f[i, L.DF_BAL_REL] = p.balance_abs, p.balance_rel
         empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
         randomly = any(p.router == "random" for p in plans)
         caches = self.caches
         state = KernelState(
             arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i, pf_work=empty_f,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
-            status=empty_i, attempts=empty_i, replica=empty_i, link=empty_i,
-            rq_px=np.zeros((0, K.N_PX), np.int64), pf_hit=empty_f, blk_ids=empty_i,
-            blk_pf=empty_f,
-            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_reps=np.full((n_dep, 4), -1, np.int64),
-            r_i=np.zeros((0, K.N_RI), np.int64), r_f=np.zeros((0, K.N_RF)),
+            status=empty_i, attempts=empty_i, resends=empty_i, replica=empty_i, link=empty_i,
+            done=empty_i, gen=empty_i, rq_px=np.zeros((0, L.N_PX), np.int64), pf_tok=empty_i,
+            blk_ids=empty_i,
+            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF, d_PM=d_PM,
+            d_reps=np.full((n_dep, 4), -1, np.int64),
+            r_i=np.zeros((0, L.N_RI), np.int64), r_f=np.zeros((0, L.N_RF)),
             hv=np.zeros(0), hr=np.zeros(0, np.int64),
             ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
             rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
@@ -250,11 +289,25 @@ class Simulation:
             sess_rep=np.zeros(0, np.int64), scratch=np.zeros((2, 4), np.int64),
             ru=self.router_rng.random(_UNIFORM_BLOCK) if randomly else np.zeros(1),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
-            client=clients.as_array(), counters=np.zeros(K.N_COUNTERS, np.int64),
+            client=clients.as_array(), counters=np.zeros(L.N_COUNTERS, np.int64),
         )
+        state.counters[L.C_ENGINE] = L.ENGINES.index(self.engine)
         self.state = state
         self._load_window(self._window_end(0.0))
         return state
+
+    @staticmethod
+    def _budget(plan: DeploymentPlan) -> int:
+        """Tokens per iteration: ``max_num_batched_tokens``; by default the shape's
+        prefill chunk, raised to max_concurrency (every running request decodes)."""
+        budget = plan.max_num_batched_tokens or max(
+            plan.shape.prefill_chunk, plan.shape.max_concurrency)
+        if budget < plan.shape.max_concurrency:
+            raise ValueError(
+                f"max_num_batched_tokens ({budget}) must be at least max_concurrency "
+                f"({plan.shape.max_concurrency}): every running request decodes each iteration"
+            )
+        return int(budget)
 
     # -- windows of arrivals ------------------------------------------------
     def _window_end(self, t: float) -> float:
@@ -270,20 +323,19 @@ class Simulation:
         n_blocks: list[np.ndarray] = []
         ids: list[np.ndarray] = []
         sess: list[np.ndarray] = []
-        pf_end: list[np.ndarray] = []
         for d, p in enumerate(self.plans):
             if p.source is not None:
                 w = p.source.take(t0, t1)
                 times.append(w.arrival_s)
                 inp.append(w.input_tokens)
                 out.append(w.output_tokens)
-                self._prefixes(d, p, w, n_blocks, ids, sess, pf_end)
+                self._prefixes(d, p, w, n_blocks, ids, sess)
             else:
                 a, b = np.searchsorted(p.arrival_s, [t0, t1], side="left")
                 times.append(p.arrival_s[a:b])
                 inp.append(p.input_tokens[a:b])
                 out.append(p.output_tokens[a:b])
-                self._prefixes(d, p, None, n_blocks, ids, sess, pf_end, b - a)
+                self._prefixes(d, p, None, n_blocks, ids, sess, int(b - a))
         arrival = np.concatenate(times).astype(np.float64)
         # one deployment's arrivals are already in order: no sort, no copies
         order = np.argsort(arrival, kind="stable") if len(times) > 1 else None
@@ -294,55 +346,44 @@ class Simulation:
 
         counts = np.concatenate(n_blocks).astype(np.int64)
         flat_ids = np.concatenate(ids).astype(np.int64)
-        flat_pf = np.concatenate(pf_end).astype(np.float64)
         off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         if order is not None:  # the chains follow their requests' new order
             counts, off = counts[order], off[order]
-            gather = index_ranges(off, counts)
-            flat_ids, flat_pf = flat_ids[gather], flat_pf[gather]
+            flat_ids = flat_ids[index_ranges(off, counts)]
             off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        px = np.zeros((len(arrival), K.N_PX), np.int64)
-        px[:, K.PX_OFF], px[:, K.PX_N] = off, counts
-        px[:, K.PX_SESS] = pick(sess, np.int64)
+        px = np.zeros((len(arrival), L.N_PX), np.int64)
+        px[:, L.PX_OFF], px[:, L.PX_N] = off, counts
+        px[:, L.PX_SESS] = pick(sess, np.int64)
         return {
             "arrival": arrival if order is None else arrival[order],
             "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
             "inp": pick(inp, np.int64),
             "out": pick(out, np.int64),
             "pf_work": pick(
-                [np.asarray(p.shape.prefill_seconds(x), np.float64).reshape(-1)
-                 for p, x in zip(self.plans, inp, strict=True)], np.float64),
-            "rq_px": px, "blk_ids": flat_ids, "blk_pf": flat_pf,
+                [_prefill_compute_per_token(x, terms, int(d_i[L.DI_MNBT]))
+                 for x, terms, d_i in zip(inp, self._terms, self.state.d_i, strict=True)],
+                np.float64),
+            "rq_px": px, "blk_ids": flat_ids,
         }
 
     def _prefixes(self, d: int, p: DeploymentPlan, w: Any, n_blocks: list[np.ndarray],
-                  ids: list[np.ndarray], sess: list[np.ndarray], pf_end: list[np.ndarray],
-                  n: int = 0) -> None:
-        """Append a window's chains and sessions for deployment ``d`` (none without them).
+                  ids: list[np.ndarray], sess: list[np.ndarray], n: int = 0) -> None:
+        """Append a window's chains of block ids and sessions for deployment ``d``.
 
-        Chains are kept only where the deployment caches prefixes; each block
-        carries the exclusive prefill time of the prompt up to the block's end.
+        Chains are kept only where the deployment caches prefixes.
         """
         n = len(w.arrival_s) if w is not None else n
         chains = w is not None and getattr(w, "n_blocks", None) is not None and p.prefix_caching
         if chains and n:
-            self.has_prefixes[d] = True
-            block = p.block_tokens
-            if int(w.block_tokens) != block:
+            if int(w.block_tokens) != p.block_tokens:
                 raise ValueError(f"{p.name}: chains of {w.block_tokens}-token blocks, "
-                                 f"expected {block}")
-            counts = np.asarray(w.n_blocks, np.int64)
-            flat = np.asarray(w.block_ids, np.int64)
-            req = np.repeat(np.arange(n), counts)
-            j = index_ranges(np.zeros(n, np.int64), counts)
-            end = np.minimum((j + 1) * block, np.asarray(w.input_tokens)[req])
-            n_blocks.append(counts)
-            ids.append(flat)
-            pf_end.append(np.asarray(p.shape.prefill_seconds(end), np.float64).reshape(-1))
+                                 f"expected {p.block_tokens}")
+            self.has_prefixes[d] = True
+            n_blocks.append(np.asarray(w.n_blocks, np.int64))
+            ids.append(np.asarray(w.block_ids, np.int64))
         else:
             n_blocks.append(np.zeros(n, np.int64))
             ids.append(np.zeros(0, np.int64))
-            pf_end.append(np.zeros(0))
         s = getattr(w, "session", None) if w is not None else None
         if s is None:
             sess.append(np.full(n, -1, np.int64))
@@ -359,9 +400,9 @@ class Simulation:
         """
         s = self.state
         n_old = len(s.arrival)
-        if s.counters[K.C_NEXT_ARRIVAL] != n_old:
+        if s.counters[L.C_NEXT_ARRIVAL] != n_old:
             raise RuntimeError("a window of arrivals was replaced before all of it arrived")
-        keep = s.status == K.IN_FLIGHT
+        keep = s.status == L.IN_FLIGHT
         self._harvest(~keep)
         new = self._window(self._loaded_until, t1)
         n_new = len(new["arrival"])
@@ -375,45 +416,47 @@ class Simulation:
         def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
             return np.concatenate([old[kept], fresh]) if n_keep else fresh
 
-        for name in ("arrival", "dep", "inp", "out", "pf_work"):
-            setattr(s, name, joined(getattr(s, name), new[name]))
         # chains of block ids: the kept requests' first, then the new ones
         kept_px = s.rq_px[kept]
-        gather = index_ranges(kept_px[:, K.PX_OFF], kept_px[:, K.PX_N])
-        n_kept_blocks = len(gather)
-        kept_px[:, K.PX_OFF] = np.cumsum(kept_px[:, K.PX_N]) - kept_px[:, K.PX_N]
-        new_px = new["rq_px"]
-        new_px[:, K.PX_OFF] += n_kept_blocks
-        s.rq_px = np.concatenate([kept_px, new_px]) if n_keep else new_px
+        gather = index_ranges(kept_px[:, L.PX_OFF], kept_px[:, L.PX_N])
         s.blk_ids = np.concatenate([s.blk_ids[gather], new["blk_ids"]])
-        s.blk_pf = np.concatenate([s.blk_pf[gather], new["blk_pf"]])
-        s.pf_hit = joined(s.pf_hit, np.zeros(n_new))
+        kept_px[:, L.PX_OFF] = np.cumsum(kept_px[:, L.PX_N]) - kept_px[:, L.PX_N]
+        new["rq_px"][:, L.PX_OFF] += len(gather)
+        s.rq_px = kept_px
         if len(self.sessions) > len(s.sess_rep):
             grown = np.full(max(len(self.sessions), 2 * len(s.sess_rep)), -1, np.int64)
             grown[: len(s.sess_rep)] = s.sess_rep
             s.sess_rep = grown
-        for name in ("attempt_t", "start_t", "first_t", "finish_t"):
-            setattr(s, name, joined(getattr(s, name), nan.copy()))
-        s.status = joined(s.status, np.zeros(n_new, np.int64))
-        s.attempts = joined(s.attempts, np.zeros(n_new, np.int64))
-        s.replica = joined(s.replica, np.full(n_new, -1, np.int64))
-        s.link = joined(renumber[s.link], np.full(n_new, -1, np.int64))
+        for name in REQUEST_FIELDS:
+            if name == "rq_px":
+                s.rq_px = np.concatenate([kept_px, new["rq_px"]]) if n_keep else new["rq_px"]
+            elif name in new:
+                setattr(s, name, joined(getattr(s, name), new[name]))
+            elif name in ("attempt_t", "start_t", "first_t", "finish_t"):
+                setattr(s, name, joined(getattr(s, name), nan.copy()))
+            elif name in ("replica", "link"):
+                old = getattr(s, name)
+                if name == "link":  # keep markers (< -1) as they are
+                    old = np.where(old >= 0, renumber[old], old)
+                setattr(s, name, joined(old, np.full(n_new, -1, np.int64)))
+            else:
+                setattr(s, name, joined(getattr(s, name), np.zeros(n_new, np.int64)))
         self._index = np.concatenate(
             [self._index[kept], self._loaded + np.arange(n_new, dtype=np.int64)]
         )
         # request indices held by queues, prefill lists and heaps
-        for col in (K.DI_Q_HEAD, K.DI_Q_TAIL):
+        for col in (L.DI_Q_HEAD, L.DI_Q_TAIL):
             s.d_i[:, col] = renumber[s.d_i[:, col]]
         n_rep = self.n_replicas
-        for col in (K.RI_PF_HEAD, K.RI_PF_TAIL):
+        for col in (L.RI_PF_HEAD, L.RI_PF_TAIL):
             s.r_i[:n_rep, col] = renumber[s.r_i[:n_rep, col]]
         for r in range(n_rep):
-            off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+            off, n_dec = int(s.r_i[r, L.RI_HEAP_OFF]), int(s.r_i[r, L.RI_HEAP_N])
             s.hr[off : off + n_dec] = renumber[s.hr[off : off + n_dec]]
-        size = int(s.counters[K.C_RETRY_SIZE])
+        size = int(s.counters[L.C_RETRY_SIZE])
         s.rt_req[:size] = renumber[s.rt_req[:size]]
-        s.counters[K.C_NEXT_ARRIVAL] = n_keep
-        s.counters[K.C_OUTSTANDING] += n_new
+        s.counters[L.C_NEXT_ARRIVAL] = n_keep
+        s.counters[L.C_OUTSTANDING] += n_new
         self._loaded += n_new
         self._loaded_until = t1
 
@@ -432,7 +475,7 @@ class Simulation:
                 start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
                 status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
                 out=s.out[done], replica=s.replica[done], index=self._index[done],
-                cached=np.where(np.isnan(s.first_t[done]), 0, s.rq_px[done, K.PX_HIT]),
+                cached=s.rq_px[done, L.PX_CACHED],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -442,11 +485,11 @@ class Simulation:
         r = self.n_replicas
         if r >= len(s.r_i):
             self._grow_replicas(max(8, 2 * len(s.r_i)))
-        maxc = int(s.d_i[dep, K.DI_MAXC])
+        maxc = int(s.d_i[dep, L.DI_MAXC])
         # each replica's decode heap follows the previous one's in hv/hr
         off = 0
         if r:
-            off = int(s.r_i[r - 1, K.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, K.RI_DEP], K.DI_MAXC])
+            off = int(s.r_i[r - 1, L.RI_HEAP_OFF] + s.d_i[s.r_i[r - 1, L.RI_DEP], L.DI_MAXC])
         if off + maxc > len(s.hv):
             size = max(2 * len(s.hv), off + maxc)
             s.hv = np.resize(s.hv, size)
@@ -454,25 +497,25 @@ class Simulation:
         t = self.env.now
         s.r_i[r] = 0
         s.r_f[r] = 0.0
-        s.r_i[r, K.RI_DEP] = dep
-        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
-        s.r_i[r, K.RI_HEAP_OFF] = off
-        s.r_f[r, K.RF_LAST] = s.r_f[r, K.RF_BUSY_SINCE] = t
+        s.r_i[r, L.RI_DEP] = dep
+        s.r_i[r, L.RI_PF_HEAD] = s.r_i[r, L.RI_PF_TAIL] = -1
+        s.r_i[r, L.RI_HEAP_OFF] = off
+        s.r_f[r, L.RF_LAST] = s.r_f[r, L.RF_BUSY_SINCE] = t
         # a new entry at the end of the indexed heap, key infinity: no sifting needed
         s.ih_key[r] = _INF
         s.ih_item[r] = r
         s.ih_pos[r] = r
         self.n_replicas = r + 1
-        s.counters[K.C_REPLICA_HEAP] = self.n_replicas
+        s.counters[L.C_REPLICA_HEAP] = self.n_replicas
         self.kernel_dc.append(datacenter)
         self._touch_ready(dep, t)
-        n = int(s.d_i[dep, K.DI_NREPS])
+        n = int(s.d_i[dep, L.DI_NREPS])
         if n >= s.d_reps.shape[1]:
             wider = np.full((s.d_reps.shape[0], 2 * s.d_reps.shape[1]), -1, np.int64)
             wider[:, : s.d_reps.shape[1]] = s.d_reps
             s.d_reps = wider
         s.d_reps[dep, n] = r
-        s.d_i[dep, K.DI_NREPS] = n + 1
+        s.d_i[dep, L.DI_NREPS] = n + 1
         if s.scratch.shape[1] < s.d_reps.shape[1]:
             s.scratch = np.zeros((2, s.d_reps.shape[1]), np.int64)
         self._give_cache(r, dep)
@@ -493,8 +536,8 @@ class Simulation:
         if plan.prefix_caching:
             # room for as many full blocks as the KV cache holds, plus one partial
             # block per request it may run
-            block = plan.block_tokens
-            slots = plan.shape.kv_capacity_tokens // block + plan.shape.max_concurrency + 16
+            slots = (plan.shape.kv_capacity_tokens // plan.block_tokens
+                     + plan.shape.max_concurrency + 16)
             pool = self._cache_pool.get(slots)
             if pool:
                 slot_off, tab_off, mask = pool.pop()
@@ -503,7 +546,9 @@ class Simulation:
                 pc.clear(r, *c.args())
             else:
                 c.add_replica(r, slots)
-        self._sync_caches()
+        s = self.state
+        s.pc_r, s.pc_key, s.pc_tok, s.pc_ref = c.pc_r, c.key, c.tok, c.ref
+        s.pc_prev, s.pc_next, s.pc_tab = c.prev, c.nxt, c.tab
 
     def _drop_cache(self, r: int) -> None:
         """Replica ``r`` stopped: its cache is lost, its region free for another."""
@@ -515,30 +560,36 @@ class Simulation:
                 (int(row[pc.PC_SLOT_OFF]), int(row[pc.PC_TAB_OFF]), int(row[pc.PC_TAB_MASK])))
             row[pc.PC_SLOTS] = 0
 
-    def _sync_caches(self) -> None:
-        s, c = self.state, self.caches
-        s.pc_r, s.pc_key, s.pc_tok, s.pc_ref = c.pc_r, c.key, c.tok, c.ref
-        s.pc_prev, s.pc_next, s.pc_tab = c.prev, c.nxt, c.tab
+    def hit_rate(self, dep: int | None) -> float:
+        """Prompt tokens served from prefix caches / prompt tokens prefilled, for
+        deployment ``dep`` (None: all); 0 before any prefill."""
+        d_f = self.state.d_f
+        rows = slice(None) if dep is None else slice(dep, dep + 1)
+        prompt = float(d_f[rows, L.DF_TOKENS_IN].sum())
+        cached = float(d_f[rows, L.DF_TOKENS_CACHED].sum())
+        return cached / prompt if prompt > 0 else 0.0
 
     def _unroute(self, r: int) -> None:
         """Take replica ``r`` out of its deployment's routing list."""
         s = self.state
-        dep = int(s.r_i[r, K.RI_DEP])
-        n = int(s.d_i[dep, K.DI_NREPS])
+        dep = int(s.r_i[r, L.RI_DEP])
+        n = int(s.d_i[dep, L.DI_NREPS])
         row = list(s.d_reps[dep, :n])
         if r in row:
             self._touch_ready(dep, self.env.now)
             row.remove(r)
             s.d_reps[dep, : n - 1] = row
             s.d_reps[dep, n - 1] = -1
-            s.d_i[dep, K.DI_NREPS] = n - 1
+            s.d_i[dep, L.DI_NREPS] = n - 1
 
     def drain_replica(self, r: int) -> bool:
         """Stop routing to ``r``; True if it is already empty (stopped now)."""
         s = self.state
         self._unroute(r)
-        s.r_i[r, K.RI_DRAINING] = 1
-        empty = bool(s.r_i[r, K.RI_N] == 0)
+        if s.r_i[r, L.RI_N] > 0:  # busy time counts while it is ready, as ready time does
+            s.r_f[r, L.RF_BUSY] += self.env.now - s.r_f[r, L.RF_BUSY_SINCE]
+        s.r_i[r, L.RI_DRAINING] = 1
+        empty = bool(s.r_i[r, L.RI_N] == 0)
         if empty:
             self._drop_cache(r)
         return empty
@@ -549,69 +600,78 @@ class Simulation:
         t = self.env.now
         self._unroute(r)
         lost = []
-        q = int(s.r_i[r, K.RI_PF_HEAD])
+        q = int(s.r_i[r, L.RI_PF_HEAD])
         while q >= 0:
             lost.append(q)
             q = int(s.link[q])
-        off, n_dec = int(s.r_i[r, K.RI_HEAP_OFF]), int(s.r_i[r, K.RI_HEAP_N])
+        off, n_dec = int(s.r_i[r, L.RI_HEAP_OFF]), int(s.r_i[r, L.RI_HEAP_N])
         lost.extend(int(q) for q in s.hr[off : off + n_dec])
-        dep = int(s.r_i[r, K.RI_DEP])
-        if s.r_i[r, K.RI_N] > 0:
-            s.r_f[r, K.RF_BUSY] += t - s.r_f[r, K.RF_BUSY_SINCE]
+        dep = int(s.r_i[r, L.RI_DEP])
+        if s.r_i[r, L.RI_N] > 0 and s.r_i[r, L.RI_DRAINING] == 0:
+            s.r_f[r, L.RF_BUSY] += t - s.r_f[r, L.RF_BUSY_SINCE]
         # the level monitor of requests in service loses them
-        s.d_f[dep, K.DF_SERV_AREA] += s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
-        s.d_f[dep, K.DF_SERV_T] = t
-        s.d_i[dep, K.DI_SERVING] -= len(lost)
-        s.r_i[r, K.RI_N] = s.r_i[r, K.RI_KV_RES] = s.r_i[r, K.RI_HEAP_N] = 0
-        s.r_i[r, K.RI_PF_HEAD] = s.r_i[r, K.RI_PF_TAIL] = -1
-        s.r_i[r, K.RI_DRAINING] = 1
-        s.r_f[r, K.RF_KV] = 0.0
+        s.d_f[dep, L.DF_SERV_AREA] += s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
+        s.d_f[dep, L.DF_SERV_T] = t
+        s.d_i[dep, L.DI_SERVING] -= len(lost)
+        s.r_i[r, L.RI_N] = s.r_i[r, L.RI_KV_RES] = s.r_i[r, L.RI_HEAP_N] = 0
+        s.r_i[r, L.RI_PF_HEAD] = s.r_i[r, L.RI_PF_TAIL] = -1
+        s.r_i[r, L.RI_DRAINING] = 1
+        s.r_i[r, L.RI_RUN_K] = 0
+        s.r_f[r, L.RF_KV] = s.r_f[r, L.RF_CTX] = 0.0
         K.ih_update(s.ih_key, s.ih_item, s.ih_pos, self.n_replicas, r, _INF)
         self._drop_cache(r)
         for q in sorted(lost):
             s.start_t[q] = s.first_t[q] = np.nan
             s.replica[q] = -1
-            s.rq_px[q, K.PX_PINNED] = s.rq_px[q, K.PX_HIT] = 0
-            s.pf_hit[q] = 0.0
-            if s.counters[K.C_RETRY_SIZE] >= len(s.rt_t):
+            s.done[q] = s.gen[q] = 0  # sent again from scratch
+            s.rq_px[q, L.PX_PINNED] = s.rq_px[q, L.PX_HIT] = s.rq_px[q, L.PX_CACHED] = 0
+            if s.counters[L.C_RETRY_SIZE] >= len(s.rt_t):
                 self._grow_retries()
-            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.counters)
+            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.link, s.resends, s.counters)
+        s.d_i[dep, L.DI_RESENDS] += len(lost)
         return len(lost)
 
+    def counters(self, dep: int) -> dict[str, int]:
+        """Per-deployment request counters: HTTP answers, resends, preemptions, arrivals."""
+        row = self.state.d_i[dep]
+        return {
+            "arrivals": int(row[L.DI_ARRIVALS]), "attempts": int(row[L.DI_ATTEMPTS]),
+            "completions": int(row[L.DI_COMPLETIONS]),
+            "http_400": int(row[L.DI_400]), "http_429": int(row[L.DI_429]),
+            "http_503": int(row[L.DI_503]), "resends": int(row[L.DI_RESENDS]),
+            "preemptions": int(row[L.DI_PREEMPTIONS]),
+        }
+
+    def tokens(self, dep: int) -> tuple[float, float]:
+        """(prompt tokens prefilled, output tokens of finished requests) of ``dep`` so far."""
+        row = self.state.d_f[dep]
+        return float(row[L.DF_TOKENS_IN]), float(row[L.DF_TOKENS_OUT])
+
     def set_notify_cold(self, dep: int, on: bool) -> None:
-        self.state.d_i[dep, K.DI_NOTIFY_COLD] = int(on)
+        self.state.d_i[dep, L.DI_NOTIFY_COLD] = int(on)
 
     def last_attempt(self, dep: int) -> float:
-        return float(self.state.d_f[dep, K.DF_LAST_ATTEMPT])
+        return float(self.state.d_f[dep, L.DF_LAST_ATTEMPT])
 
     def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
         """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
         s = self.state
         inflight = self.queue_area(dep, t) + float(
-            s.d_f[dep, K.DF_SERV_AREA] + s.d_i[dep, K.DI_SERVING] * (t - s.d_f[dep, K.DF_SERV_T])
+            s.d_f[dep, L.DF_SERV_AREA] + s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
         )
-        return (t, float(s.d_i[dep, K.DI_ATTEMPTS]), inflight,
-                float(s.d_i[dep, K.DI_TOKENS_IN]), float(s.d_i[dep, K.DI_TOKENS_OUT]))
-
-    def hit_rate(self, dep: int | None) -> float:
-        """Prompt tokens served from prefix caches / prompt tokens prefilled, for
-        deployment ``dep`` (None: all); 0 before any prefill."""
-        s = self.state
-        rows = slice(None) if dep is None else slice(dep, dep + 1)
-        prompt = float(s.d_i[rows, K.DI_TOKENS_IN].sum())
-        cached = float(s.d_i[rows, K.DI_TOKENS_CACHED].sum())
-        return cached / prompt if prompt > 0 else 0.0
+        return (t, float(s.d_i[dep, L.DI_ATTEMPTS]), inflight,
+                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]))
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once: max_concurrency, or fewer of the sizes
         seen so far when the KV cache binds."""
         s = self.state
-        maxc = float(s.d_i[dep, K.DI_MAXC])
-        done = s.d_i[dep, K.DI_COMPLETIONS]
+        maxc = float(s.d_i[dep, L.DI_MAXC])
+        done = s.d_i[dep, L.DI_COMPLETIONS]
         if done == 0:
             return maxc
-        tokens = (s.d_i[dep, K.DI_TOKENS_IN] + s.d_i[dep, K.DI_TOKENS_OUT]) / done
-        return max(1.0, min(maxc, float(s.d_i[dep, K.DI_KVCAP]) // max(tokens, 1.0)))
+        tokens = (s.d_f[dep, L.DF_TOKENS_IN] + s.d_f[dep, L.DF_TOKENS_OUT]) / done
+        return max(1.0, min(maxc, float(s.d_i[dep, L.DI_KVCAP]) // max(tokens, 1.0)))
 
     def _grow_replicas(self, cap: int) -> None:
         s = self.state
@@ -627,22 +687,23 @@ class Simulation:
         s.rt_t, s.rt_seq, s.rt_req = (np.resize(a, size) for a in (s.rt_t, s.rt_seq, s.rt_req))
 
     def _touch_ready(self, dep: int, t: float) -> None:
-        self.ready_area[dep] += self.state.d_i[dep, K.DI_NREPS] * (t - self._ready_t[dep])
+        self.ready_area[dep] += self.state.d_i[dep, L.DI_NREPS] * (t - self._ready_t[dep])
         self._ready_t[dep] = t
 
     # -- monitors ----------------------------------------------------------
     def queue_area(self, dep: int, t: float) -> float:
         s = self.state
-        return float(s.d_f[dep, K.DF_Q_AREA] + s.d_i[dep, K.DI_Q_LEN] * (t - s.d_f[dep, K.DF_Q_T]))
+        return float(s.d_f[dep, L.DF_Q_AREA] + s.d_i[dep, L.DI_Q_LEN] * (t - s.d_f[dep, L.DF_Q_T]))
 
     def busy_time(self, dep: int, t: float) -> float:
         """Replica-seconds of ``dep`` with at least one request in service, up to ``t``."""
         s = self.state
         n = self.n_replicas
-        mine = s.r_i[:n, K.RI_DEP] == dep
-        busy = s.r_f[:n, K.RF_BUSY][mine]
-        active = s.r_i[:n, K.RI_N][mine] > 0
-        since = s.r_f[:n, K.RF_BUSY_SINCE][mine]
+        mine = s.r_i[:n, L.RI_DEP] == dep
+        busy = s.r_f[:n, L.RF_BUSY][mine]
+        # a draining replica is no longer ready: its busy time closed when it drained
+        active = (s.r_i[:n, L.RI_N][mine] > 0) & (s.r_i[:n, L.RI_DRAINING][mine] == 0)
+        since = s.r_f[:n, L.RF_BUSY_SINCE][mine]
         return float(busy.sum() + (t - since[active]).sum())
 
     def _sampler(self) -> simpy.events.ProcessGenerator:
@@ -659,14 +720,14 @@ class Simulation:
         for d in range(len(self.plans)):
             self._touch_ready(d, t)
             now = (
-                float(s.d_i[d, K.DI_ARRIVALS]), float(s.d_i[d, K.DI_COMPLETIONS]),
+                float(s.d_i[d, L.DI_ARRIVALS]), float(s.d_i[d, L.DI_COMPLETIONS]),
                 self.queue_area(d, t), float(self.ready_area[d]), self.busy_time(d, t),
-                float(s.d_i[d, K.DI_503]), float(s.d_i[d, K.DI_429]),
-                float(s.d_i[d, K.DI_TOKENS_IN]), float(s.d_i[d, K.DI_TOKENS_CACHED]),
+                float(s.d_i[d, L.DI_503]), float(s.d_i[d, L.DI_429]),
+                float(s.d_f[d, L.DF_TOKENS_IN]), float(s.d_f[d, L.DF_TOKENS_CACHED]),
             )
             prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
-            ready = int(s.d_i[d, K.DI_NREPS])
+            ready = int(s.d_i[d, L.DI_NREPS])
             stages = dict.fromkeys(STAGES, 0)
             desired, state, label = ready, "READY", "READY"
             gpus = ready * self.plans[d].shape.gpus
@@ -726,22 +787,22 @@ class Simulation:
             window = self._loaded_until
             limit = min(tc, stop, window)
             reason, t = K.run_until(limit, *s.args())
-            if reason == K.STOP_NEED_UNIFORMS:
+            if reason == L.STOP_NEED_UNIFORMS:
                 s.uniforms = self.jitter_rng.random(_UNIFORM_BLOCK)
-                s.counters[K.C_UNIFORM] = 0
+                s.counters[L.C_UNIFORM] = 0
                 continue
-            if reason == K.STOP_NEED_ROUTER_UNIFORMS:
+            if reason == L.STOP_NEED_ROUTER_UNIFORMS:
                 s.ru = self.router_rng.random(_UNIFORM_BLOCK)
-                s.counters[K.C_ROUTER_UNIFORM] = 0
+                s.counters[L.C_ROUTER_UNIFORM] = 0
                 continue
-            if reason == K.STOP_RETRY_FULL:
+            if reason == L.STOP_RETRY_FULL:
                 self._grow_retries()
                 continue
-            if reason in (K.STOP_COLD, K.STOP_DRAINED):
+            if reason in (L.STOP_COLD, L.STOP_DRAINED):
                 env.advance(t)
                 if self.control is not None:
-                    which = int(s.counters[K.C_LAST])
-                    if reason == K.STOP_COLD:
+                    which = int(s.counters[L.C_LAST])
+                    if reason == L.STOP_COLD:
                         self.control.on_cold(which)
                     else:
                         self._drop_cache(which)
@@ -752,7 +813,7 @@ class Simulation:
                 self._load_window(self._window_end(window))
                 continue
             # every request event before the next control event is done
-            if tc > stop or (tc > horizon and s.counters[K.C_OUTSTANDING] == 0):
+            if tc > stop or (tc > horizon and s.counters[L.C_OUTSTANDING] == 0):
                 break
             env.step()
             if progress is not None:
@@ -774,6 +835,6 @@ class Simulation:
         if self.control is not None:
             self.control.finish()
         s = self.state
-        s.status[s.status == K.IN_FLIGHT] = K.UNFINISHED
+        s.status[s.status == L.IN_FLIGHT] = L.UNFINISHED
         self._harvest(np.ones(len(s.status), dtype=bool))
         self.end_s = t

@@ -1,7 +1,8 @@
 """numba's ``njit`` when it is installed and wanted, else an identity decorator.
 
-``CAPSIM_NO_JIT=1`` runs the compiled request path as plain Python, with
-identical results (the functions only add, multiply, divide and compare).
+``CAPSIM_NO_JIT=1`` runs the kernels as plain Python; they then give results
+identical to the compiled ones, bit for bit (they only add, multiply, divide
+and compare floats: no transcendental functions, no random draws).
 """
 
 from __future__ import annotations

@@ -42,7 +42,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import prefix_cache as pc
 from sim.engine.jit import njit
+from sim.engine.layout import (
+    C_ROUTER_UNIFORM,
+    DF_BAL_ABS,
+    DF_BAL_REL,
+    DI_KVCAP,
+    DI_MAXC,
+    DI_NREPS,
+    DI_PREFIX,
+    DI_ROUTER,
+    DI_RR,
+    PX_N,
+    PX_OFF,
+    PX_SESS,
+    RI_KV_RES,
+    RI_N,
+)
 
 LEAST_LOADED, PREFIX_AWARE, SESSION, ROUND_ROBIN, RANDOM = range(5)
 NAMES = ("least_loaded", "prefix_aware", "session", "round_robin", "random")
@@ -131,6 +148,52 @@ def uniform_pick(n: int, admit: np.ndarray, u: float) -> int:
                 return k
             target -= 1
     return -1
+
+
+@njit(cache=True)
+def route(q: int, d: int, need: int, rq_px: np.ndarray, blk_ids: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_reps: np.ndarray, r_i: np.ndarray, pc_r: np.ndarray,
+          pc_key: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray,
+          ru: np.ndarray, counters: np.ndarray) -> int:
+    """The replica deployment ``d``'s router picks for request ``q`` (``need``: the KV
+    tokens it would set aside), or −1.  ``least_loaded`` is the engine's own ``pick``."""
+    n = d_i[d, DI_NREPS]
+    reps = d_reps[d]
+    admit = scratch[0]
+    hit = scratch[1]
+    maxc = d_i[d, DI_MAXC]
+    kvcap = d_i[d, DI_KVCAP]
+    load = r_i[:, RI_N]
+    for k in range(n):
+        r = reps[k]
+        n_r = r_i[r, RI_N]
+        admit[k] = 1 if n_r == 0 or (n_r < maxc and r_i[r, RI_KV_RES] + need <= kvcap) else 0
+    kind = d_i[d, DI_ROUTER]
+    bal_abs = d_f[d, DF_BAL_ABS]
+    bal_rel = d_f[d, DF_BAL_REL]
+    if kind == PREFIX_AWARE:
+        chain = rq_px[q, PX_N] if d_i[d, DI_PREFIX] == 1 else 0
+        for j in range(n):
+            hit[j] = 0
+            if admit[j] and chain > 0:
+                hit[j] = pc.match(reps[j], blk_ids, rq_px[q, PX_OFF], chain, pc_r, pc_key,
+                                  pc_tab)
+        k = prefix_aware(reps, n, load, admit, hit, bal_abs, bal_rel)
+    elif kind == SESSION:
+        s = rq_px[q, PX_SESS]
+        home = sess_rep[s] if s >= 0 else -1
+        k = sticky(reps, n, load, admit, home, bal_abs, bal_rel)
+    elif kind == ROUND_ROBIN:
+        k = round_robin(n, admit, d_i[d, DI_RR] % n if n > 0 else 0)
+        if k >= 0:
+            d_i[d, DI_RR] = k + 1
+    elif kind == RANDOM:
+        u = ru[counters[C_ROUTER_UNIFORM]]
+        counters[C_ROUTER_UNIFORM] += 1
+        k = uniform_pick(n, admit, u)
+    else:
+        k = least_loaded(reps, n, load, admit)
+    return reps[k] if k >= 0 else -1
 
 
 class SessionIndex:

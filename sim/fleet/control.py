@@ -1,7 +1,7 @@
 """The control plane: replicas from request to stop, placement, scaling, faults.
 
 Everything here is a SimPy process or a callback of the run loop; the request
-path (:mod:`sim.engine.kernel`) only sees replicas once they are ready.
+path (:class:`sim.engine.ports.RequestPath`) only sees replicas once they are ready.
 
 Replica stages: ``pending`` (waiting for GPUs) → ``scheduling`` →
 ``downloading`` (weights: the shape's weight bytes / download rate) →
@@ -24,16 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
+from sim.engine.ports import RequestPath
 from sim.fleet.inventory import Inventory
 from sim.policies.registry import LIVE_STAGES, Observation, Policy, WindowMetrics
-
-if TYPE_CHECKING:
-    from sim.engine.core import Simulation
 
 STAGES = ("pending", "scheduling", "downloading", "initializing", "ready", "draining", "stopped")
 STARTING = ("pending", "scheduling", "downloading", "initializing")
@@ -128,10 +125,10 @@ class ControlPlane:
         self.fault_rng = fault_rng or np.random.default_rng(0)
         self.lives: list[ReplicaLife] = []
         self.pending: list[ReplicaLife] = []
-        self.sim: Simulation | None = None
+        self.sim: RequestPath | None = None
 
     # -- set-up --------------------------------------------------------------
-    def start(self, sim: Simulation) -> None:
+    def start(self, sim: RequestPath) -> None:
         """Create the initial replicas and start the controllers (at t = 0)."""
         self.sim = sim
         env = sim.env

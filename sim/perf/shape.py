@@ -243,6 +243,36 @@ class Shape:
         memory = roof.weights_read(chunk) / roof.bandwidth
         return roof.combine(memory, compute) + self.params.step_overhead_s
 
+    def iteration_terms(self, max_batch: int, max_tokens: int) -> dict[str, Any]:
+        """Tables from which :meth:`iteration_time` follows, for compiled engines.
+
+        With ``b`` ≤ ``max_batch`` decodes and ``p`` ≤ ``max_tokens`` prefill
+        tokens: decode = ``max(M[b] + kv·m1, C[b] + kv·c1)``; prefill compute =
+        ``(prefill_flops[p] + prefill_kv·attn_flops_per_kv_token) / flops``;
+        with decodes the iteration lasts decode + compute, without them
+        ``max(mem, compute) + keep·min(mem, compute) + overhead_s`` with
+        ``mem = prefill_memory_s[p]``.  Same operations in the same order as
+        :meth:`iteration_time`, so the same floats (tests check it).
+        """
+        big_m, m1, big_c, c1 = self.step_table(max_batch)
+        tokens = np.arange(max_tokens + 1, dtype=float)
+        curve_prefill = self.curve is not None and self.curve.prefill_tokens_per_s is not None
+        roof = self._roofline
+        if curve_prefill:
+            assert self.curve is not None and self.curve.prefill_tokens_per_s is not None
+            flops, attn, prefill_flops = self.curve.prefill_tokens_per_s, 0.0, tokens
+        else:
+            per_token = roof.prefill_flops_per_token(tokens)
+            flops, attn = roof.flops, roof.attn_flops_per_kv_token
+            prefill_flops = tokens * per_token
+        memory = np.array([roof.weights_read(x) for x in tokens]) / roof.bandwidth
+        return {
+            "M": big_m, "m1": m1, "C": big_c, "c1": c1,
+            "prefill_flops": prefill_flops, "prefill_memory_s": memory,
+            "attn_flops_per_kv_token": float(attn), "flops": float(flops),
+            "keep": 1.0 - roof.overlap, "overhead_s": self.params.step_overhead_s,
+        }
+
     # --- closed-loop throughput ----------------------------------------------
 
     def concurrency_limit(self, input_tokens: float, output_tokens: float) -> int:

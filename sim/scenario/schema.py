@@ -79,6 +79,17 @@ class DeploymentSpec(Spec):
     autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
     max_concurrency: PositiveInt | None = Field(None, description="per replica")
     max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
+    max_num_batched_tokens: PositiveInt | None = Field(
+        None,
+        description="tokens per iteration, decode tokens included (chunked prefill budget);"
+        " default 2048 (vLLM's), at least max_concurrency",
+    )
+    kv_block_tokens: PositiveInt = Field(16, description="KV cache block size (vLLM: 16)")
+    kv_admission: Literal["reserve", "grow"] = Field(
+        "reserve",
+        description="reserve: prompt + output at admission; grow: blocks as tokens come,"
+        " newest request preempted when out (exact engine; fast reserves)",
+    )
     cold_start: ColdStartSpec = Field(default_factory=ColdStartSpec)
     cold_start_mode: Literal["503", "queue"] = Field(
         "503", description="503: refuse while no replica is ready; queue: buffer requests"
@@ -119,6 +130,12 @@ class DeploymentSpec(Spec):
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
             )
+        budget, seqs = self.max_num_batched_tokens, self.max_concurrency
+        if budget is not None and seqs is not None and budget < seqs:
+            # vLLM refuses the same (SchedulerConfig: max_num_batched_tokens >= max_num_seqs)
+            raise ValueError(
+                f"max_num_batched_tokens ({budget}) must be at least max_concurrency ({seqs})"
+            )
         if self.autoscaler is None:
             object.__setattr__(self, "autoscaler", parse_params({"policy": "fireworks"}))
         return self
@@ -126,6 +143,11 @@ class DeploymentSpec(Spec):
 
 class Scenario(Spec):
     name: str = Field(min_length=1)
+    engine: Literal["fast", "exact"] = Field(
+        "fast",
+        description="fast: a few events per request; exact: every iteration, as vLLM v1"
+        " schedules them",
+    )
     seed: int = Field(0, ge=0)
     duration: PositiveDuration
     warmup: NonNegativeDuration = Field(

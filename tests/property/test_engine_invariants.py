@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def scenario(rps: float, replicas: int, max_concurrency: int, max_queue: int | None,
-             retries: int, out_median: int, seed: int, model: str = "llama-v3p1-8b-instruct"
-             ) -> dict:
+             retries: int, out_median: int, seed: int, model: str = "llama-v3p1-8b-instruct",
+             engine: str = "fast", kv_admission: str = "reserve") -> dict:
     dep = {
         "name": "d",
         "model": model,
         "shape": {"accelerator": "H100_80GB", "count": 1, "precision": "FP8"},
         "max_concurrency": max_concurrency,
+        "kv_admission": kv_admission,
         "autoscaler": {"policy": "static", "replicas": replicas},
         "traffic": {
             "arrivals": {"kind": "poisson", "rps": rps},
@@ -37,6 +39,7 @@ def scenario(rps: float, replicas: int, max_concurrency: int, max_queue: int | N
         dep["max_queue"] = max_queue
     return {
         "name": "inv",
+        "engine": engine,
         "seed": seed,
         "duration": "5m",
         "clients": {"max_retries": retries, "backoff_base": "500ms"},
@@ -53,6 +56,8 @@ runs = st.builds(
     retries=st.integers(0, 3),
     out_median=st.integers(5, 400),
     seed=st.integers(0, 2**31),
+    engine=st.sampled_from(["fast", "exact"]),
+    kv_admission=st.sampled_from(["reserve", "grow"]),
 )
 
 
@@ -64,7 +69,8 @@ def test_every_request_is_counted_once_and_time_runs_forward(doc):
     assert total["requests"] == len(reqs)
     assert total["ok"] + total["failed"] == total["requests"]
     # unfinished: still in flight when the drain limit cut an overloaded run short
-    assert set(reqs["status"].unique()) <= {"ok", "failed_503", "rejected_429", "unfinished"}
+    assert set(reqs["status"].unique()) <= {
+        "ok", "failed_503", "rejected_429", "rejected_400", "unfinished"}
     ok = reqs[reqs["status"] == "ok"]
     assert (ok["attempt_s"] >= ok["arrival_s"]).all()
     assert (ok["start_s"] >= ok["attempt_s"]).all()  # no negative wait
@@ -73,7 +79,8 @@ def test_every_request_is_counted_once_and_time_runs_forward(doc):
     attempts = reqs["attempts"]
     assert attempts.min() >= 1
     assert attempts.max() <= doc["clients"]["max_retries"] + 1
-    refused = total["http_503"] + total["http_429"]
+    refused = total["http_503"] + total["http_429"] + total["http_400"]
+    assert total["http_400"] == (reqs["status"] == "rejected_400").sum()
     assert total["retries"] == attempts.sum() - len(reqs)
     # every attempt was served, refused, or is the one still in flight at the cut
     unfinished = int((reqs["status"] == "unfinished").sum())
@@ -101,13 +108,15 @@ def test_another_seed_gives_other_requests():
     assert not np.array_equal(a.requests["arrival_s"], b.requests["arrival_s"])
 
 
-def test_compiled_and_pure_python_kernels_agree_bit_for_bit(tmp_path):
+@pytest.mark.parametrize(("engine", "kv_admission"),
+                         [("fast", "reserve"), ("exact", "reserve"), ("exact", "grow")])
+def test_compiled_and_pure_python_kernels_agree_bit_for_bit(tmp_path, engine, kv_admission):
     """The numba kernel and its pure-Python fallback give identical tables.
 
     The compiled run takes all arrivals at once, the pure-Python one in
     windows of 40 s (bounded memory): still identical.
     """
-    doc = scenario(30.0, 2, 8, 5, 3, 150, seed=11)
+    doc = scenario(30.0, 2, 8, 5, 3, 150, seed=11, engine=engine, kv_admission=kv_admission)
     path = tmp_path / "s.json"
     path.write_text(json.dumps(doc))
     code = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.engine import kernel as K
 from sim.engine.core import ClientPolicy, DeploymentPlan, Simulation
 
 
@@ -25,6 +24,14 @@ class ConstantShape:
 
     def step_table(self, max_batch):
         return np.full(max_batch + 1, self._step), 0.0, np.zeros(max_batch + 1), 0.0
+
+    def iteration_terms(self, max_batch, max_tokens):
+        big_m, m1, big_c, c1 = self.step_table(max_batch)
+        # prefill: tokens / rate seconds, no weight-read floor, no attention term
+        return {"M": big_m, "m1": m1, "C": big_c, "c1": c1,
+                "prefill_flops": np.arange(max_tokens + 1, dtype=float),
+                "prefill_memory_s": np.zeros(max_tokens + 1), "attn_flops_per_kv_token": 0.0,
+                "flops": self._prefill, "keep": 1.0, "overhead_s": 0.0}
 
 
 def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clients=None,
@@ -47,13 +54,25 @@ def test_prefill_then_decode_alone():
 
 
 def test_chunked_prefill_shares_iterations_with_decode():
-    # A decodes from 0.5 s; B arrives at 0.55 s.  While B prefills, each
-    # iteration lasts 0.01 + 100/1000 = 0.11 s and carries 100 prompt tokens,
-    # so B's 100-token prefill takes 0.11 s and A decodes one token meanwhile.
-    sim = simulate([0.0, 0.55], [500, 100], [11, 2])
-    assert sim.state.first_t[1] == pytest.approx(0.66)
-    assert sim.state.finish_t[1] == pytest.approx(0.67)
-    assert sim.state.finish_t[0] == pytest.approx(0.70)
+    # A decodes from 0.5 s, one 0.01 s iteration per token; B arrives at 0.555 s,
+    # mid-iteration, so its prefill starts at the iteration's end, 0.56 s.  The
+    # token budget (100) includes A's decode token: each iteration carries 99
+    # prompt tokens and lasts 0.01 + 99/1000 s, so B's 100 tokens take 100/99
+    # of one; then one decode iteration of both gives B its second token.
+    sim = simulate([0.0, 0.555], [500, 100], [11, 2])
+    first = 0.56 + 0.109 * 100 / 99
+    assert sim.state.first_t[1] == pytest.approx(first)
+    assert sim.state.finish_t[1] == pytest.approx(first + 0.01)
+    # A: 6 tokens by 0.56, 100/99 of a token during B's prefill, then 0.01 s each
+    assert sim.state.finish_t[0] == pytest.approx(first + (10 - 6 - 100 / 99) * 0.01)
+
+
+def test_a_prompt_alone_pays_one_whole_iteration_with_the_decodes():
+    # B's 10-token prompt reaches a replica that decodes A at an iteration
+    # boundary: its first token comes one iteration later, the decode step
+    # included (0.01 + 10/1000 s), not after 10/100 of one.
+    sim = simulate([0.0, 0.55], [500, 10], [11, 2])
+    assert sim.state.first_t[1] == pytest.approx(0.55 + 0.01 + 0.01)
 
 
 def test_fcfs_queue_when_concurrency_is_full():
@@ -68,7 +87,7 @@ def test_max_queue_rejects_with_429():
     shape = ConstantShape(max_concurrency=1)
     sim = simulate([0.0, 0.01, 0.02], [100] * 3, [11] * 3, shape=shape, max_queue=1)
     assert list(sim.state.status) == [1, 1, 3]  # ok, ok, rejected_429
-    assert sim.state.d_i[0, K.DI_429] == 1
+    assert sim.counters(0)["http_429"] == 1
 
 
 def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
@@ -78,7 +97,7 @@ def test_no_ready_replica_answers_503_and_client_retries_on_schedule():
     assert sim.state.status[0] == 2  # failed_503
     # attempts at 0, 1, 3, 7, 15, 31: the last one fails at t = 31
     assert sim.state.finish_t[0] == pytest.approx(31.0)
-    assert sim.state.d_i[0, K.DI_503] == 6
+    assert sim.counters(0)["http_503"] == 6
 
 
 def test_backoff_is_capped():

@@ -1,0 +1,230 @@
+"""The fast engine: continuous batching as a fluid, costing a few events per request.
+
+Service model of a replica — the exact engine's (:mod:`sim.engine.exact`)
+iterations averaged, so that a request costs a handful of heap operations
+however many tokens it decodes or iterations it spans:
+
+* Decoding requests advance together: one virtual clock per replica
+  (iterations done, fractional) and a heap of finishing virtual times.
+* A decode iteration of the ``n`` decoding requests costs
+  ``step(n, kv) = max(M[n] + kv·m1, C[n] + kv·c1)`` (the shape's
+  ``iteration_time`` tables), ``kv`` = Σ over the *decoding* requests of
+  prompt + output/2: their mean context over their decode.  Requests waiting
+  for their prefill hold KV but are not read by the decode step.
+* Admitted requests are prefilled first come, first served.  While prompt
+  tokens are pending, each iteration also carries ``x = min(budget − n,
+  pending tokens)`` of them — the token budget ``max_num_batched_tokens``
+  includes the decode tokens — and lasts ``step + x·c`` (``c``: compute
+  seconds per token of the head prompt, its attention to its own earlier
+  chunks included; the decode step already read the weights).  Without
+  decodes a prefill-only iteration still reads the weights once
+  (``iteration_time``'s floor).  Prompts are a fluid within an iteration: a
+  lone short prompt takes exactly one iteration, decode step included.
+* A prompt that reaches a replica in the middle of a decode iteration starts
+  at the iteration's end (the next whole value of the virtual clock): the
+  first token pays the iteration boundary, then an iteration that carries
+  both the decodes and the prompt.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.engine.heaps import dh_pop, dh_push, ih_update
+from sim.engine.jit import njit
+from sim.engine.layout import (
+    DF_C1,
+    DF_CHUNK,
+    DF_KEEP,
+    DF_M1,
+    DF_OVERHEAD,
+    DF_TOKENS_IN,
+    RF_KV,
+    RF_LAST,
+    RF_PF_LEFT,
+    RF_PF_PEND,
+    RF_PF_START,
+    RF_RATE_D,
+    RF_RATE_P,
+    RF_VTIME,
+    RI_DRAINING,
+    RI_HEAP_N,
+    RI_HEAP_OFF,
+    RI_PF_HEAD,
+    RI_PF_TAIL,
+)
+from sim.engine.service import fill, finish, kv_held, prefilled
+
+INF = np.inf
+
+# A phase has finished when its remaining work would take at most this
+# fraction of the clock's value: float rounding of event times leaves crumbs.
+TIME_EPS = 1e-11
+# A virtual clock this close to a whole number is at an iteration boundary.
+PHASE_EPS = 1e-9
+
+
+@njit(cache=True)
+def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
+    """Move replica ``r``'s progress to ``t`` at its current, constant rates."""
+    dt = t - r_f[r, RF_LAST]
+    if dt > 0.0:
+        if r_i[r, RI_HEAP_N] > 0:
+            r_f[r, RF_VTIME] += r_f[r, RF_RATE_D] * dt
+        if r_i[r, RI_PF_HEAD] >= 0:
+            r_f[r, RF_PF_LEFT] -= r_f[r, RF_RATE_P] * dt
+    r_f[r, RF_LAST] = t
+
+
+@njit(cache=True)
+def admitted(r: int, q: int, t: float, inp: np.ndarray, r_i: np.ndarray,
+             r_f: np.ndarray) -> None:
+    """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``);
+    ``inp[q]``: the prompt tokens its prefill computes (``pf_tok``: the uncached ones).
+
+    A prompt that starts the list while requests decode waits for the
+    current iteration's end.
+    """
+    r_f[r, RF_PF_PEND] += inp[q]
+    if r_i[r, RI_PF_HEAD] == q:
+        wait = 0.0
+        if r_i[r, RI_HEAP_N] > 0 and r_f[r, RF_RATE_D] > 0.0:
+            v = r_f[r, RF_VTIME]
+            phase = v - math.floor(v)
+            if PHASE_EPS < phase < 1.0 - PHASE_EPS:
+                wait = (1.0 - phase) / r_f[r, RF_RATE_D]
+        r_f[r, RF_PF_START] = t + wait
+
+
+@njit(cache=True)
+def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
+          gen: np.ndarray, pf_work: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
+          finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
+          r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
+          ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, counters: np.ndarray,
+          n_rep_heap: int,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray,
+        d_PF: np.ndarray) -> None:
+    """A prefill or a decode finished on replica ``r`` at ``t`` (or a prefill may start)."""
+    advance(r, t, r_i, r_f)
+    slack = TIME_EPS * (t if t > 1.0 else 1.0)
+    # prefills that are done (FCFS: only the head progresses)
+    while r_i[r, RI_PF_HEAD] >= 0 and r_f[r, RF_PF_LEFT] <= r_f[r, RF_RATE_P] * slack:
+        q = r_i[r, RI_PF_HEAD]
+        nxt = link[q]
+        r_i[r, RI_PF_HEAD] = nxt
+        r_f[r, RF_PF_PEND] -= pf_tok[q]
+        if nxt < 0:
+            r_i[r, RI_PF_TAIL] = -1
+            r_f[r, RF_PF_PEND] = 0.0
+        else:
+            r_f[r, RF_PF_LEFT] = pf_tok[nxt]
+        first_t[q] = t
+        d_f[d, DF_TOKENS_IN] += inp[q]
+        prefilled(q, r, d, True, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref,
+                  pc_prev, pc_next, pc_tab)
+        if out[q] > 1:
+            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
+                    r_f[r, RF_VTIME] + (out[q] - 1), q)
+            r_i[r, RI_HEAP_N] += 1
+            r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
+        else:
+            finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
+                   d_i, d_f, r_i, r_f, counters,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+    # decodes that are done
+    off = r_i[r, RI_HEAP_OFF]
+    while r_i[r, RI_HEAP_N] > 0 and (
+        hv[off] <= r_f[r, RF_VTIME] + r_f[r, RF_RATE_D] * slack
+    ):
+        q = dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
+        r_i[r, RI_HEAP_N] -= 1
+        r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
+        finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
+               d_i, d_f, r_i, r_f, counters,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+    if r_i[r, RI_DRAINING] == 0:
+        fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        pf_work, done, d_PF)
+    reschedule(r, d, t, d_M, d_C, d_PM, d_f, pf_tok, pf_work, r_i, r_f, hv, ih_key, ih_item,
+               ih_pos, n_rep_heap)
+
+
+@njit(cache=True)
+def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
+              gen: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
+              d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray,
+        done: np.ndarray, d_PF: np.ndarray) -> None:
+    """:func:`sim.engine.service.fill`, then :func:`admitted` for each admitted request."""
+    tail = r_i[r, RI_PF_TAIL]
+    fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        pf_work, done, d_PF)
+    if tail >= 0 and tail == r_i[r, RI_PF_TAIL]:
+        return  # nothing admitted
+    q = link[tail] if tail >= 0 else r_i[r, RI_PF_HEAD]
+    while q >= 0:
+        admitted(r, q, t, pf_tok, r_i, r_f)
+        q = link[q]
+
+
+@njit(cache=True)
+def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
+               d_f: np.ndarray, inp: np.ndarray, pf_work: np.ndarray, r_i: np.ndarray,
+               r_f: np.ndarray, hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+               ih_pos: np.ndarray, n_rep_heap: int) -> None:
+    """Recompute replica ``r``'s rates and its next event's time (``inp``: the prompt
+    tokens each prefill computes, ``pf_tok``)."""
+    n_dec = r_i[r, RI_HEAP_N]
+    head = r_i[r, RI_PF_HEAD]
+    step = 0.0
+    if n_dec > 0:
+        kv = r_f[r, RF_KV]
+        mem = d_M[d, n_dec] + kv * d_f[d, DF_M1]
+        comp = d_C[d, n_dec] + kv * d_f[d, DF_C1]
+        step = mem if mem > comp else comp
+    waiting = head >= 0 and t < r_f[r, RF_PF_START]
+    if head >= 0 and not waiting:
+        pending = r_f[r, RF_PF_PEND] - (inp[head] - r_f[r, RF_PF_LEFT])
+        x = d_f[d, DF_CHUNK] - n_dec
+        if pending < x:
+            x = pending
+        if x < 1.0:
+            x = 1.0
+        compute = x * pf_work[head]
+        if n_dec > 0:
+            period = step + compute
+            r_f[r, RF_RATE_D] = 1.0 / period
+        else:
+            memory = d_PM[d, int(math.ceil(x))]  # noqa: RUF046 (a float in numba)
+            hi = memory if memory > compute else compute
+            lo = compute if memory > compute else memory
+            period = hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
+            r_f[r, RF_RATE_D] = 0.0
+        r_f[r, RF_RATE_P] = x / period
+    else:
+        r_f[r, RF_RATE_P] = 0.0
+        r_f[r, RF_RATE_D] = 1.0 / step if n_dec > 0 else 0.0
+    due = INF
+    if n_dec > 0:
+        left = hv[r_i[r, RI_HEAP_OFF]] - r_f[r, RF_VTIME]
+        due = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_D]
+    if waiting:
+        if r_f[r, RF_PF_START] < due:
+            due = r_f[r, RF_PF_START]
+    elif head >= 0:
+        left = r_f[r, RF_PF_LEFT]
+        due_p = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_P]
+        if due_p < due:
+            due = due_p
+    r_f[r, RF_LAST] = t
+    ih_update(ih_key, ih_item, ih_pos, n_rep_heap, r, due)

@@ -1,0 +1,1 @@
+"""Validation: the engines against each other (and, later, against measurements)."""
