@@ -71,15 +71,17 @@ def one_replica(traffic: dict[str, Any], duration: str = "10m", **dep: Any) -> d
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_unbounded_cache_hits_the_exact_count(tmp_path, seed):
+@pytest.mark.parametrize(("seed", "engine"), [(1, "fast"), (2, "fast"), (3, "exact"),
+                                              (4, "exact")])
+def test_unbounded_cache_hits_the_exact_count(tmp_path, seed, engine):
     """One replica whose KV cache holds every block of the trace: the cached tokens
-    are exactly the count from the hash ids."""
+    are exactly the count from the hash ids, in both engines."""
     path = spaced_trace(tmp_path / "t.jsonl", seed)
     cached, prompt = exact_cached_tokens(path)
     assert cached > 0.3 * prompt  # the trace does reuse prefixes
     assert reusable_tokens(read_trace(path)) == cached
-    res = sim.run(one_replica({"arrivals": {"kind": "trace", "path": str(path)}}))
+    res = sim.run({**one_replica({"arrivals": {"kind": "trace", "path": str(path)}}),
+                   "engine": engine})
     req = res.requests
     assert (req["status"] == "ok").all()
     # every request was prefilled before the next one arrived
@@ -87,8 +89,8 @@ def test_unbounded_cache_hits_the_exact_count(tmp_path, seed):
     assert int(req["cached_tokens"].sum()) == cached
     d = res.summary["deployments"]["d"]
     assert d["prefix_cache_hit_rate"] == pytest.approx(cached / prompt, rel=1e-12)
-    off = sim.run(one_replica({"arrivals": {"kind": "trace", "path": str(path)}},
-                              prefix_caching=False))
+    off = sim.run({**one_replica({"arrivals": {"kind": "trace", "path": str(path)}},
+                                 prefix_caching=False), "engine": engine})
     assert off.summary["deployments"]["d"]["prefix_cache_hit_rate"] == 0.0
     assert int(off.requests["cached_tokens"].sum()) == 0
     # a hit skips the cached prefix's prefill: TTFT falls
@@ -241,3 +243,38 @@ def test_random_router_is_deterministic():
     a, b = sim.run(doc), sim.run(doc)
     pd.testing.assert_frame_equal(a.requests, b.requests)
     assert a.requests["replica"].nunique() == 3
+
+
+@pytest.mark.parametrize("router", ["least_loaded", "prefix_aware"])
+def test_fast_and_exact_engines_agree_on_a_trace_with_prefix_reuse(tmp_path, router):
+    """Multi-turn chat replayed from a JSONL trace with hash_ids on two 70B replicas:
+    the fast engine's hit rate and latencies against the exact engine's."""
+    traffic = {
+        "arrivals": {"kind": "poisson", "rps": 0.25},
+        "input_tokens": {"kind": "lognormal", "median": 150, "p90": 600},
+        "output_tokens": {"kind": "exponential", "mean": 300},
+        "sessions": {"turns": {"kind": "exponential", "mean": 8}, "think_time": "45s"},
+        "system_prompts": {"count": 8, "tokens": 2000, "zipf": 1.1},
+    }
+    w = generate(TrafficSpec.model_validate(traffic), 900.0, np.random.SeedSequence(12))
+    path = tmp_path / "chat.jsonl"
+    write_trace(w, path)
+    doc = {
+        "name": "agree", "seed": 1, "duration": "15m", "warmup": "3m",
+        "deployments": [{
+            "name": "d", "model": "llama-v3p1-70b-instruct",
+            "shape": {"accelerator": "H100_80GB", "count": 4, "precision": "FP8"},
+            "min_replicas": 2, "max_replicas": 2,
+            "autoscaler": {"policy": "static", "replicas": 2}, "router": router,
+            "traffic": {"arrivals": {"kind": "trace", "path": str(path)}},
+        }],
+    }
+    fast = sim.run({**doc, "engine": "fast"}).summary["deployments"]["d"]
+    exact = sim.run({**doc, "engine": "exact"}).summary["deployments"]["d"]
+    assert exact["prefix_cache_hit_rate"] > 0.5
+    assert fast["prefix_cache_hit_rate"] == pytest.approx(exact["prefix_cache_hit_rate"],
+                                                          abs=0.02)
+    for key in ("ttft_p50_s", "tpot_p50_s", "e2e_p50_s"):
+        assert fast[key] == pytest.approx(exact[key], rel=0.10), key
+    for key in ("ttft_p99_s", "e2e_p99_s"):
+        assert fast[key] == pytest.approx(exact[key], rel=0.15), key
