@@ -89,7 +89,7 @@ class Breakeven:
 
     def document(self) -> dict[str, Any]:
         """``breakeven.json``: the ranges, the crossings and the table."""
-        from sim.sweep.worker import json_safe
+        from sim.io.run import json_safe
 
         return json_safe({
             "deployment": self.deployment,

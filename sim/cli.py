@@ -60,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one scenario and write its results")
     r.add_argument("scenario", help="scenario YAML file")
-    r.add_argument("--out", help="results directory (default: results/<scenario name>)")
+    r.add_argument("--out", help="results directory (default: results/<scenario name>); "
+                                 "a new folder, or one capsim wrote, which it replaces")
+    r.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
     r.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a scenario key, e.g. --set seed=3 --set deployments[0].max_queue=10",
@@ -107,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--grid", type=int, default=7, help="rates simulated before bisection")
     e.add_argument("--out", help="folder for breakeven.json, breakeven.csv and breakeven.png "
                                  "(default: results/<scenario name>-breakeven)")
+    e.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
     e.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a scenario key, as for capsim run",
@@ -120,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     add_sweep_parsers(sub)  # sweep, baseline
     add_compare_parser(sub)  # compare
     add_plan_parser(sub)  # plan
+    from sim.perf.loadtest import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)  # calibrate
     return p
 
 
@@ -220,28 +228,35 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import sim
+    from sim.io import output_dir, write_run
     from sim.report.console import print_summary
-    from sim.report.writer import write_results
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
-    loaded = sim.load_scenario(args.scenario, overrides)
+    try:
+        loaded = sim.load_scenario(args.scenario, overrides)
+    except InputError as err:
+        if err.where == "plan" and "unknown key" in err.reason:
+            err.reason = "a plan: section is for capsim plan (capsim run takes the scenario " \
+                         "without it: see the plan's best.yaml)"
+        raise
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
-    if show_progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    with output_dir(out, kind="run", force=args.force) as tmp:
+        if show_progress:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-            result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
-                             keep_requests=not args.no_requests)
-    else:
-        result = sim.run(loaded, keep_requests=not args.no_requests)
-    write_results(result, out)
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(),
+                TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
+                result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
+                                 keep_requests=not args.no_requests)
+        else:
+            result = sim.run(loaded, keep_requests=not args.no_requests)
+        write_run(result, tmp)
     from sim.report.format import service_warnings
 
     for line in service_warnings(result.summary):
@@ -256,9 +271,9 @@ def _breakeven(args: argparse.Namespace) -> int:
 
     import sim
     from sim.analysis import breakeven
+    from sim.io import check_target, write_files
     from sim.report.console import print_table
     from sim.report.html import Plot
-    from sim.report.writer import write_files
     from sim.scenario.loader import parse_override
 
     if not (0 < args.low < args.high) or args.grid < 2:
@@ -266,6 +281,7 @@ def _breakeven(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(item) for item in args.overrides)
     loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
+    check_target(out, force=args.force)  # before the simulations, not after
     try:
         result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
                            grid=args.grid,
@@ -281,7 +297,7 @@ def _breakeven(args: argparse.Namespace) -> int:
         "breakeven.csv": result.points.to_csv(index=False).encode(),
         "breakeven.json": (json.dumps(result.document(), indent=2) + "\n").encode(),
         "breakeven.png": plot.png,
-    })
+    }, kind="breakeven", force=args.force)
     lo, hi = float(table["rps"].min()), float(table["rps"].max())
     missed = table[~table["meets_slo"].astype(bool)]
     if len(missed):
@@ -313,6 +329,19 @@ def _validate(args: argparse.Namespace) -> int:
         plan = load_sweep(path)
         print(f"{path}: valid sweep '{plan.name}': {len(plan.points)} points × "
               f"{len(plan.seeds)} seeds = {len(plan.runs)} runs")
+        return 0
+    from sim.plan.search import is_plan_document, load_plan
+    from sim.scenario.loader import read_document
+
+    if is_plan_document(read_document(path)):
+        _, spec, loaded, _, _ = load_plan(path)
+        shapes = len(spec.shapes) if spec.shapes else 1
+        regions = len(spec.regions) if spec.regions else 1
+        families = shapes * regions * len(spec.candidates())
+        print(f"{path}: valid plan '{loaded.spec.name}': {shapes} shape{'s' * (shapes != 1)} × "
+              f"{len(spec.candidates())} polic{'ies' if len(spec.candidates()) != 1 else 'y'} × "
+              f"{regions} region{'s' * (regions != 1)} = {families} families to search "
+              "(capsim plan)")
         return 0
     loaded = sim.load_scenario(path)
     n = len(loaded.spec.deployments)

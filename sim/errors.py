@@ -59,3 +59,11 @@ class InputError(Exception):
     def __str__(self) -> str:
         parts = [elide(p, 160) for p in (self.file, self.where) if p]
         return elide(": ".join([*parts, self.reason]), MAX_LINE)
+
+
+class OutputError(InputError):
+    """An output folder that cannot be written: read-only, full, no permission."""
+
+
+class OutputRefused(OutputError):
+    """An output folder capsim will not replace: a file, or a folder it did not write."""

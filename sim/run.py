@@ -12,16 +12,14 @@ import pandas as pd
 import simpy
 
 from sim import __version__, catalog
-from sim.billing import bill
-from sim.billing.ondemand import USAGE_COLUMNS
-from sim.billing.serverless import price_tokens
+from sim.billing.rules import billing_table
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.stream import Finished, RequestStats
-from sim.metrics.summary import KPI_KEYS, exact_percentiles, max_overlap
+from sim.metrics.summary import Measured, summarize
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
@@ -88,9 +86,11 @@ def run(
     shapes: list[Shape] = []
     plans: list[DeploymentPlan] = []
     controls: list[DeploymentControlPlan] = []
+    works: list[WorkloadStream] = []
     for dep in spec.deployments:
         shape = build_shape(
-            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir
+            dep.model, dep.shape, max_concurrency=dep.max_concurrency, base_dir=loaded.base_dir,
+            serving_engine=dep.serving_engine,
         )
         work = WorkloadStream(
             dep.traffic,
@@ -98,6 +98,7 @@ def run(
             seed_sequence(spec.seed, "deployment", dep.name, "traffic"),
             base_dir=loaded.base_dir,
         )
+        works.append(work)
         empty = Workload.empty()
         shapes.append(shape)
         candidates = inventory.candidates(dep.region, shape.accelerator)
@@ -143,6 +144,7 @@ def run(
                 ),
                 initially_ready=dep.warm_start,
                 rng=stream(spec.seed, "deployment", dep.name, "cold_start"),
+                saturation=shape.max_throughput,
             )
         )
     control = ControlPlane(
@@ -177,10 +179,23 @@ def run(
     requests = _requests_table(finished if finished is not None else Finished.concat([]), sim,
                                control)
     timeline = _timeline_table(sim)
-    billing = _billing_table(sim, control, loaded, shapes)
-    summary = _summary(sim, control, loaded, tally.stats, finished, billing)
+    billing = billing_table(spec.billing, control.lives, spec.deployments,
+                            [shape.accelerator for shape in shapes], sim.end_s)
+    summary = summarize(
+        name=spec.name, seed=spec.seed, end_s=sim.end_s, version=__version__,
+        scenario=loaded.resolved(), warmup_s=spec.warmup, slo=spec.slo.model_dump(),
+        billing_spec=spec.billing, billing=billing,
+        measured=[_measured(sim, control, d, dep.model, shape)
+                  for d, (dep, shape) in enumerate(zip(spec.deployments, shapes, strict=True))],
+        stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, finished=finished,
+    )
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
+    # what was simulated, so that results are paired only on the same requests
+    summary["traffic_fingerprint"] = {
+        dep.name: work.fingerprint.hexdigest() for dep, work in zip(spec.deployments, works,
+                                                                   strict=True)
+    }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
     return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
@@ -228,6 +243,7 @@ def _requests_table(st: Finished, sim: Simulation, control: ControlPlane) -> pd.
             "finish_s": st.finish_t,
             "status": pd.Categorical.from_codes(st.status, categories=list(STATUS_NAMES)),
             "attempts": st.attempts,
+            "http_503": st.n503,
             "input_tokens": st.inp,
             "cached_tokens": st.cached,
             "output_tokens": st.out,
@@ -237,7 +253,9 @@ def _requests_table(st: Finished, sim: Simulation, control: ControlPlane) -> pd.
             ),
         }
     )
-    df["ttft_s"], df["tpot_s"], df["e2e_s"] = st.latencies()
+    latency = st.latencies()
+    for name in ("user_ttft", "user_e2e", "ttft", "tpot", "e2e"):
+        df[f"{name}_s"] = latency[name]
     return df
 
 
@@ -260,159 +278,19 @@ def _timeline_table(sim: Simulation) -> pd.DataFrame:
     return df
 
 
-def _price(loaded: LoadedScenario, accelerator: str) -> float:
-    override = loaded.spec.billing.gpu_hour_usd.get(accelerator)
-    if override is not None:
-        return override
-    return catalog.get_accelerator(accelerator).usd_per_gpu_hour
-
-
-def _billing_table(
-    sim: Simulation, control: ControlPlane, loaded: LoadedScenario, shapes: list[Shape]
-) -> pd.DataFrame:
-    """Billing lines: one per replica that was billed, one per reservation."""
-    spec = loaded.spec.billing
-    rows = []
-    end = sim.end_s
-    for life in control.lives:
-        start = life.ready_s if spec.bill_from == "ready" else life.allocated_s
-        if np.isnan(start):
-            continue  # never accepted a request (or never got GPUs): not billed
-        dep = loaded.spec.deployments[life.deployment]
-        shape = shapes[life.deployment]
-        restricted = dep.region is not None and catalog.is_datacenter(dep.region)
-        rows.append({
-            "deployment": dep.name, "replica": life.id, "datacenter": life.datacenter,
-            "accelerator": shape.accelerator, "gpus": life.gpus, "start_s": start,
-            "end_s": life.stopped_s if not np.isnan(life.stopped_s) else end,
-            "usd_per_gpu_hour": _price(loaded, shape.accelerator)
-            * (spec.region_premium if restricted else 1.0),
-        })
-    usage = pd.DataFrame(rows, columns=USAGE_COLUMNS)
-    reserved_rates = {
-        acc: spec.reserved_gpu_hour_usd.get(acc, _price(loaded, acc)) for acc in spec.reserved
-    }
-    return bill(usage, reserved=dict(spec.reserved), reserved_usd_per_gpu_hour=reserved_rates,
-                end_s=end)
-
-
-def _serverless_cost(loaded: LoadedScenario, model: str, stats: RequestStats,
-                     simulated_hit_rate: float | None = None) -> float | None:
-    """The deployment's requests priced per token; None when no price is known.
-
-    Cached input is priced at the hit rate simulated on the deployment when
-    its traffic carries prefix information (``simulated_hit_rate``), else at
-    ``billing.prefix_cache_hit_rate``.
-    """
-    return price_tokens(loaded.spec.billing, model, float(stats.input_tokens),
-                        float(stats.output_tokens), simulated_hit_rate)
-
-
-def _cost_of(billing: pd.DataFrame, kind: str) -> float:
-    return float(billing.loc[billing["kind"] == kind, "cost_usd"].sum())
-
-
-def _reserved_share(loaded: LoadedScenario, lines: pd.DataFrame) -> float:
-    """What the GPU-seconds a reservation covered for these lines cost at its price."""
-    billing = loaded.spec.billing
-    share = 0.0
-    for acc, seconds in lines.groupby("accelerator")["reserved_gpu_seconds"].sum().items():
-        rate = billing.reserved_gpu_hour_usd.get(str(acc), _price(loaded, str(acc)))
-        share += float(seconds) * rate / 3600.0
-    return share
-
-
-def _summary(
-    sim: Simulation,
-    control: ControlPlane,
-    loaded: LoadedScenario,
-    stats: list[RequestStats],
-    finished: Finished | None,
-    billing: pd.DataFrame,
-) -> dict[str, Any]:
-    """The summary; latency percentiles exact when ``finished`` (every request) is given."""
-    spec = loaded.spec
-    end = sim.end_s
-    per: dict[str, dict[str, Any]] = {}
-    for d, dep_spec in enumerate(spec.deployments):
-        name = dep_spec.name
-        bill_lines = billing[billing["deployment"] == name]
-        kpis = stats[d].kpis()
-        if finished is not None:
-            kpis.update(exact_percentiles(finished.select(finished.dep == d), spec.warmup))
-        ready_area = float(sim.ready_area[d])
-        busy = sim.busy_time(d, end)
-        cost = float(bill_lines["cost_usd"].sum()) + _reserved_share(loaded, bill_lines)
-        tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
-        counts = sim.counters(d)
-        kpis.update(
-            {
-                "http_503": counts["http_503"],
-                "http_429": counts["http_429"],
-                "gpu_seconds": float(bill_lines["gpu_seconds"].sum()),
-                "cost_usd": cost,
-                "serverless_cost_usd": _serverless_cost(
-                    loaded, dep_spec.model, stats[d],
-                    sim.hit_rate(d) if sim.has_prefixes[d] and dep_spec.prefix_caching
-                    else None),
-                "cost_per_million_tokens_usd": cost / tokens * 1e6 if tokens else None,
-                "cold_starts": control.deps[d].cold_starts,
-                "mean_ready_replicas": ready_area / end if end > 0 else 0.0,
-                "max_ready_replicas": int(sim.max_ready[d]),
-                "pending_replica_seconds": control.deps[d].pending_area,
-                "utilization": busy / ready_area if ready_area > 0 else 0.0,
-            }
-        )
-        per[name] = {key: kpis[key] for key in KPI_KEYS}
-        ctl = control.deps[d]
-        per[name].update(
-            http_400=counts["http_400"], resends=counts["resends"],
-            preemptions=counts["preemptions"], replica_crashes=ctl.crashes,
-            final_state=ctl.state, final_label=control.label(ctl),
-            prefix_cache_hit_rate=sim.hit_rate(d),
-        )
-    all_stats = RequestStats(spec.warmup, spec.slo.model_dump())
-    for one in stats:
-        all_stats.merge(one)
-    total = all_stats.kpis()
-    if finished is not None:
-        total.update(exact_percentiles(finished, spec.warmup))
-    sums = ("http_503", "http_429", "gpu_seconds", "cold_starts", "mean_ready_replicas",
-            "pending_replica_seconds")
-    for key in sums:
-        total[key] = sum(p[key] for p in per.values())
-    # the total pays for the whole reservation, idle GPUs included
-    total["cost_usd"] = float(billing["cost_usd"].sum())
-    serverless = [p["serverless_cost_usd"] for p in per.values()]
-    total["serverless_cost_usd"] = (
-        None if None in serverless else float(sum(s for s in serverless if s is not None))
+def _measured(sim: Simulation, control: ControlPlane, d: int, model: str,
+              shape: Shape) -> Measured:
+    """What the request path and the control plane measured of deployment ``d``."""
+    ctl = control.deps[d]
+    counts = sim.counters(d)
+    return Measured(
+        name=sim.names[d], model=model, accelerator=shape.accelerator,
+        http_503=counts["http_503"], http_429=counts["http_429"],
+        resends=counts["resends"], preemptions=counts["preemptions"],
+        ready_area=float(sim.ready_area[d]), busy_s=sim.busy_time(d, sim.end_s),
+        max_ready=int(sim.max_ready[d]), cold_starts=ctl.cold_starts,
+        pending_area=ctl.pending_area, crashes=ctl.crashes, final_state=ctl.state,
+        final_label=control.label(ctl), saturation=shape.max_throughput,
+        prefill_tokens=sim.tokens(d)[0], cached_tokens=sim.cached_tokens(d),
+        simulated_hits=sim.has_prefixes[d] and sim.plans[d].prefix_caching,
     )
-    tokens = float(all_stats.ok_input_tokens + all_stats.ok_output_tokens)
-    total["cost_per_million_tokens_usd"] = total["cost_usd"] / tokens * 1e6 if tokens else None
-    ready = [(life.ready_s, life.stopped_s if not np.isnan(life.stopped_s) else end)
-             for life in control.lives if not np.isnan(life.ready_s)]
-    total["max_ready_replicas"] = max_overlap(
-        np.array([a for a, _ in ready]), np.array([b for _, b in ready])
-    )
-    ready_total = float(sim.ready_area.sum())
-    busy_total = sum(sim.busy_time(d, end) for d in range(len(spec.deployments)))
-    total["utilization"] = busy_total / ready_total if ready_total > 0 else 0.0
-    return {
-        "name": spec.name,
-        "seed": spec.seed,
-        "simulated_s": end,
-        "wall_s": 0.0,
-        "capsim_version": __version__,
-        "latency_percentiles": "exact" if finished is not None else "sketch",
-        "total": {key: total[key] for key in KPI_KEYS}
-        | {
-            "replica_crashes": sum(c.crashes for c in control.deps),
-            "prefix_cache_hit_rate": sim.hit_rate(None),
-            **{key: sum(p[key] for p in per.values())
-               for key in ("http_400", "resends", "preemptions")},
-            "on_demand_cost_usd": _cost_of(billing, "on_demand"),
-            "reserved_cost_usd": _cost_of(billing, "reserved"),
-        },
-        "deployments": per,
-        "scenario": loaded.resolved(),
-    }

@@ -17,44 +17,19 @@ See ``docs/ci.md`` for the rules, the defaults and an example CI workflow.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.compare.schema import read_summary, read_sweep_manifest
 from sim.compare.stats import Delta, paired, welch
 from sim.errors import InputError
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS, KPIS
 
 # +1: higher is worse; −1: higher is better; 0: no direction (reported, never gated).
-DIRECTION: dict[str, int] = {
-    "requests": 0,
-    "ok": -1,
-    "failed": 1,
-    "http_503": 1,
-    "http_429": 1,
-    "retries": 1,
-    "ttft_p50_s": 1,
-    "ttft_p90_s": 1,
-    "ttft_p99_s": 1,
-    "tpot_p50_s": 1,
-    "tpot_p99_s": 1,
-    "e2e_p50_s": 1,
-    "e2e_p99_s": 1,
-    "slo_attainment": -1,
-    "gpu_seconds": 1,
-    "cost_usd": 1,
-    "serverless_cost_usd": 0,
-    "cost_per_million_tokens_usd": 1,
-    "cold_starts": 1,
-    "mean_ready_replicas": 0,
-    "max_ready_replicas": 0,
-    "pending_replica_seconds": 1,
-    "utilization": 0,
-}
-assert set(DIRECTION) == set(KPI_KEYS)
+DIRECTION: dict[str, int] = {k.key: k.direction for k in KPIS if not k.total_only}
 
 
 @dataclass(frozen=True)
@@ -71,16 +46,17 @@ class Tolerance:
         return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
 
 
-# Gated by default: latency tails, errors, SLO attainment and cost.
+def _tolerance(text: str) -> Tolerance:
+    """``"10%"`` (relative) or ``"0.01"`` (absolute)."""
+    if text.endswith("%"):
+        return Tolerance(float(text[:-1]) / 100, True)
+    return Tolerance(float(text), False)
+
+
+# Gated by default: the KPIs the registry gives a tolerance (latency tails, errors,
+# SLO attainment and cost).
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "ttft_p99_s": Tolerance(0.10, True),
-    "tpot_p99_s": Tolerance(0.10, True),
-    "e2e_p99_s": Tolerance(0.10, True),
-    "failed": Tolerance(0.05, True),
-    "http_503": Tolerance(0.05, True),
-    "http_429": Tolerance(0.05, True),
-    "slo_attainment": Tolerance(0.01, False),
-    "cost_usd": Tolerance(0.05, True),
+    k.key: _tolerance(k.tolerance) for k in KPIS if k.tolerance is not None and not k.total_only
 }
 
 
@@ -132,28 +108,16 @@ class ResultSet:
     runs: dict[str, dict[int, dict[str, Any]]]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path.name}: {exc}", file=str(path.parent)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path.name} is not a capsim result", file=str(path.parent))
-    return data
-
-
 def _single(path: Path) -> ResultSet:
-    summary = _read_json(path / "summary.json")
-    if "total" not in summary or "scenario" not in summary:
-        raise InputError("summary.json is not a capsim run summary", file=str(path))
+    summary = read_summary(path / "summary.json")
     rid = str(summary.get("run_id", "base"))
-    return ResultSet(path, str(summary.get("name")), {rid: {int(summary["seed"]): summary}})
+    return ResultSet(path, str(summary["name"]), {rid: {int(summary["seed"]): summary}})
 
 
 def _sweep(path: Path) -> ResultSet:
-    from sim.sweep.store import read_manifest, run_dir
+    from sim.sweep.store import run_dir
 
-    manifest = read_manifest(path)
+    manifest = read_sweep_manifest(path / "sweep.json")
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     for entry in manifest["runs"]:
         rid = str(entry["run_id"])
@@ -163,8 +127,13 @@ def _sweep(path: Path) -> ResultSet:
             if not file.is_file():
                 raise InputError(f"run {rid} seed={seed} has no results "
                                  "(it failed or has not run yet)", file=str(path))
-            runs[rid][int(seed)] = _read_json(file)
-    return ResultSet(path, str(manifest.get("name")), runs)
+            summary = read_summary(file)
+            if summary["seed"] != seed or str(summary.get("run_id", rid)) != rid:
+                raise InputError(f"{rid}/seed={seed}/summary.json holds run "
+                                 f"{summary.get('run_id')} seed={summary['seed']}",
+                                 file=str(path))
+            runs[rid][int(seed)] = summary
+    return ResultSet(path, str(manifest["name"]), runs)
 
 
 def _is_result(path: Path) -> bool:
@@ -254,6 +223,30 @@ def check_comparable(base: ResultSet, new: ResultSet) -> None:
             raise InputError(f"scenario {base.name!r}, run {rid}: BASE and NEW differ in "
                              f"{diff}, which defines the question (traffic, horizon, SLO); "
                              "only what is under test may change")
+        if sorted(base.runs[rid]) == sorted(new.runs[rid]):  # paired: same traffic?
+            for seed in sorted(base.runs[rid]):
+                _check_same_traffic(base, new, rid, seed)
+
+
+def _check_same_traffic(base: ResultSet, new: ResultSet, rid: str, seed: int) -> None:
+    """Paired tests assume that a seed generates the same requests on both sides: the
+    summaries' traffic fingerprints (sim.workload.fingerprint) must be equal."""
+    where = f"scenario {base.name!r}, run {rid} seed={seed}"
+    fps = []
+    for side, rs in (("BASE", base), ("NEW", new)):
+        fp = rs.runs[rid][seed].get("traffic_fingerprint")
+        if not isinstance(fp, dict) or not fp:
+            raise InputError(f"{where}: {side} ({rs.path}) has no traffic fingerprint "
+                             "(written by an older capsim), so whether both sides simulated "
+                             "the same requests is unknown; regenerate it (capsim baseline)")
+        fps.append(fp)
+    b, n = fps
+    for dep in sorted(set(b) | set(n)):
+        if b.get(dep) != n.get(dep):
+            raise InputError(f"{where}: BASE and NEW simulated different traffic for "
+                             f"deployment {dep!r} (fingerprint {b.get(dep)} vs {n.get(dep)}): "
+                             "the code now generates other requests for the same seed, so "
+                             "the runs cannot be paired; regenerate BASE (capsim baseline)")
 
 
 # ---------------------------------------------------------------------------------------

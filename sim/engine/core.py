@@ -274,7 +274,8 @@ class Simulation:
         state = KernelState(
             arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i, pf_work=empty_f,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
-            status=empty_i, attempts=empty_i, resends=empty_i, replica=empty_i, link=empty_i,
+            status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
+            link=empty_i,
             done=empty_i, gen=empty_i, rq_px=np.zeros((0, L.N_PX), np.int64), pf_tok=empty_i,
             blk_ids=empty_i,
             d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF, d_PM=d_PM,
@@ -475,7 +476,7 @@ class Simulation:
                 start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
                 status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
                 out=s.out[done], replica=s.replica[done], index=self._index[done],
-                cached=s.rq_px[done, L.PX_CACHED],
+                n503=s.n503[done], cached=s.rq_px[done, L.PX_CACHED],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -560,14 +561,9 @@ class Simulation:
                 (int(row[pc.PC_SLOT_OFF]), int(row[pc.PC_TAB_OFF]), int(row[pc.PC_TAB_MASK])))
             row[pc.PC_SLOTS] = 0
 
-    def hit_rate(self, dep: int | None) -> float:
-        """Prompt tokens served from prefix caches / prompt tokens prefilled, for
-        deployment ``dep`` (None: all); 0 before any prefill."""
-        d_f = self.state.d_f
-        rows = slice(None) if dep is None else slice(dep, dep + 1)
-        prompt = float(d_f[rows, L.DF_TOKENS_IN].sum())
-        cached = float(d_f[rows, L.DF_TOKENS_CACHED].sum())
-        return cached / prompt if prompt > 0 else 0.0
+    def cached_tokens(self, dep: int) -> float:
+        """Prompt tokens of ``dep`` served from prefix caches so far (of ``tokens``' first)."""
+        return float(self.state.d_f[dep, L.DF_TOKENS_CACHED])
 
     def _unroute(self, r: int) -> None:
         """Take replica ``r`` out of its deployment's routing list."""
@@ -653,14 +649,30 @@ class Simulation:
     def last_attempt(self, dep: int) -> float:
         return float(self.state.d_f[dep, L.DF_LAST_ATTEMPT])
 
-    def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
-        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
+    def cumulative(self, dep: int, t: float) -> tuple[float, ...]:
+        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens,
+        first attempts)."""
         s = self.state
         inflight = self.queue_area(dep, t) + float(
             s.d_f[dep, L.DF_SERV_AREA] + s.d_i[dep, L.DI_SERVING] * (t - s.d_f[dep, L.DF_SERV_T])
         )
         return (t, float(s.d_i[dep, L.DI_ATTEMPTS]), inflight,
-                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]))
+                float(s.d_f[dep, L.DF_TOKENS_IN]), float(s.d_f[dep, L.DF_TOKENS_OUT]),
+                float(s.d_i[dep, L.DI_ARRIVALS]))
+
+    def mean_sizes(self, dep: int) -> tuple[float, float] | None:
+        """(prompt, output) tokens per request served so far; None before the first finishes.
+
+        Prompt tokens count when a prefill ends and output tokens when a request
+        finishes, both over requests finished: requests still decoding make the
+        prompt mean slightly high early in a run.
+        """
+        s = self.state
+        done = int(s.d_i[dep, L.DI_COMPLETIONS])
+        if done == 0:
+            return None
+        return (float(s.d_f[dep, L.DF_TOKENS_IN]) / done,
+                float(s.d_f[dep, L.DF_TOKENS_OUT]) / done)
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once: max_concurrency, or fewer of the sizes

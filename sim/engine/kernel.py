@@ -82,6 +82,7 @@ def run_until(
     arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
     pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
     finish_t: np.ndarray, status: np.ndarray, attempts: np.ndarray, resends: np.ndarray,
+    n503: np.ndarray,
     replica: np.ndarray, link: np.ndarray, done: np.ndarray, gen: np.ndarray,
     rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
     d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
@@ -173,6 +174,7 @@ def run_until(
         if cold and d_i[d, DI_QUEUE_COLD] == 0:
             # no ready replica: 503 DEPLOYMENT_SCALING_UP, not queued
             d_i[d, DI_503] += 1
+            n503[q] += 1
             _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, attempts,
                            finish_t, status, rt_t, rt_seq, rt_req, counters)
             if d_i[d, DI_NOTIFY_COLD] == 1:
@@ -231,7 +233,8 @@ def fill_and_reschedule(r: int, t: float,
                         arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
                         pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray,
                         first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
-                        attempts: np.ndarray, resends: np.ndarray, replica: np.ndarray,
+                        attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
+                        replica: np.ndarray,
                         link: np.ndarray, done: np.ndarray, gen: np.ndarray,
                         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,

@@ -79,6 +79,7 @@ class KernelState:
     status: np.ndarray
     attempts: np.ndarray  # client attempts (first one + retries)
     resends: np.ndarray  # i8 times sent again after its replica was lost (not attempts)
+    n503: np.ndarray  # i8 attempts of the request answered 503
     replica: np.ndarray
     link: np.ndarray  # i8 next request in the FIFO (prefill queue or router queue) it is in
     done: np.ndarray  # i8 exact engine: tokens of its prefill computed (prompt, then resumed)

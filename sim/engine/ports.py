@@ -52,8 +52,12 @@ class RequestPath(Protocol):
     def last_attempt(self, dep: int) -> float:
         """Time of ``dep``'s latest client attempt."""
 
-    def cumulative(self, dep: int, t: float) -> tuple[float, float, float, float, float]:
-        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens)."""
+    def cumulative(self, dep: int, t: float) -> tuple[float, ...]:
+        """(t, attempts, ∫ requests queued or in service dt, prompt tokens, output tokens,
+        first attempts)."""
+
+    def mean_sizes(self, dep: int) -> tuple[float, float] | None:
+        """(prompt, output) tokens per request served so far; None before the first finishes."""
 
     def capacity_per_replica(self, dep: int) -> float:
         """Requests one replica holds at once."""

@@ -64,6 +64,8 @@ class DeploymentControlPlan:
     cold_start: ColdStart
     initially_ready: bool
     rng: np.random.Generator
+    #: output tokens/s of one replica at saturation for (prompt, output) sizes (None: unknown)
+    saturation: Callable[[float, float], float] | None = None
 
 
 @dataclass(eq=False)
@@ -94,7 +96,8 @@ class DeploymentControl:
     state: str = "CREATING"
     replicas: list[ReplicaLife] = field(default_factory=list)
     pinned_dc: str | None = None
-    metrics: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    metrics: list[tuple[float, ...]] = field(default_factory=list)
+    saturation_cache: dict[tuple[int, int], float] = field(default_factory=dict)
     pending_area: float = 0.0
     pending_t: float = 0.0
     cold_starts: int = 0
@@ -360,7 +363,7 @@ class ControlPlane:
         d = dep.index
         cur = sim.cumulative(d, now)
         if not dep.metrics and now > 0:
-            dep.metrics.append((0.0, 0.0, 0.0, 0.0, 0.0))  # the run starts with nothing
+            dep.metrics.append((0.0,) * len(cur))  # the run starts with nothing
         dep.metrics.append(cur)
         lengths = sorted({window_s, *windows})
         dep.metrics = [s for s in dep.metrics if s[0] >= now - lengths[-1] - 1e-9]
@@ -370,6 +373,7 @@ class ControlPlane:
         for life in dep.replicas:
             if life.stage != "stopped":
                 stages[life.stage] += 1
+        sizes = sim.mean_sizes(d)
         return Observation(
             t=now,
             ready=stages["ready"],
@@ -382,10 +386,27 @@ class ControlPlane:
             prompt_tokens_per_s=main.prompt_tokens_per_s,
             output_tokens_per_s=main.output_tokens_per_s,
             capacity_per_replica=sim.capacity_per_replica(d),
+            arrivals_per_s=main.arrivals_per_s,
+            mean_output_tokens=sizes[1] if sizes else 0.0,
+            saturation_tokens_per_s=self._saturation(dep, sizes),
             idle_s=now - sim.last_attempt(d),
             stages=stages,
             windows=averaged,
         )
+
+    @staticmethod
+    def _saturation(dep: DeploymentControl, sizes: tuple[float, float] | None) -> float:
+        """One replica's saturation throughput at ``sizes``, computed once per 1 % of size."""
+        if sizes is None or dep.plan.saturation is None:
+            return 0.0
+        # sizes drift slowly: a log-spaced 1 % grid keeps the cache small
+        key = (round(100 * math.log(max(sizes[0], 1.0))),
+               round(100 * math.log(max(sizes[1], 1.0))))
+        rate = dep.saturation_cache.get(key)
+        if rate is None:
+            rate = dep.saturation_cache[key] = float(
+                dep.plan.saturation(math.exp(key[0] / 100), math.exp(key[1] / 100)))
+        return rate
 
     def _controller(self, dep: DeploymentControl) -> simpy.events.ProcessGenerator:
         assert self.sim is not None
@@ -437,9 +458,7 @@ class ControlPlane:
 
 
 def _window_average(
-    snapshots: list[tuple[float, float, float, float, float]],
-    cur: tuple[float, float, float, float, float],
-    window_s: float,
+    snapshots: list[tuple[float, ...]], cur: tuple[float, ...], window_s: float
 ) -> WindowMetrics:
     """Averages between the oldest snapshot within ``window_s`` of ``cur`` and ``cur``."""
     start = cur
@@ -452,7 +471,8 @@ def _window_average(
         return WindowMetrics()
     rates = [(c - s) / span for c, s in zip(cur, start, strict=True)]
     return WindowMetrics(span_s=span, requests_per_s=rates[1], concurrent_requests=rates[2],
-                         prompt_tokens_per_s=rates[3], output_tokens_per_s=rates[4])
+                         prompt_tokens_per_s=rates[3], output_tokens_per_s=rates[4],
+                         arrivals_per_s=rates[5])
 
 
 def _clamp(value: int, low: int, high: int) -> int:

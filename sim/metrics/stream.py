@@ -115,6 +115,7 @@ class Finished:
     out: NDArray[np.int64]
     replica: NDArray[np.int64]
     index: NDArray[np.int64]  # position in the run's arrival order
+    n503: NDArray[np.int64]  # attempts answered 503
     cached: NDArray[np.int64]  # prompt tokens served from the prefix cache
 
     def __len__(self) -> int:
@@ -136,22 +137,50 @@ class Finished:
         order = np.argsort(joined["index"], kind="stable")
         return Finished(**{n: a[order] for n, a in joined.items()})
 
-    def latencies(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """``(ttft_s, tpot_s, e2e_s)`` per request (docs/metrics.md); tpot NaN for 1 token."""
-        ttft = self.first_t - self.attempt_t
+    def latencies(self) -> dict[str, NDArray[np.float64]]:
+        """Per-request latencies by name (docs/metrics.md); ``tpot`` NaN for 1 token.
+
+        ``ttft`` and ``e2e`` run from the attempt that was served (``attempt_t``);
+        ``user_ttft`` and ``user_e2e`` from the first attempt (``arrival``): what
+        the user waited, retries, 503 backoff and cold starts included.
+        """
         with np.errstate(divide="ignore", invalid="ignore"):
             tpot = np.where(self.out > 1, (self.finish_t - self.first_t) / (self.out - 1), np.nan)
-        e2e = self.finish_t - self.arrival
-        return ttft, tpot, e2e
+        return {
+            "ttft": self.first_t - self.attempt_t,
+            "tpot": tpot,
+            "e2e": self.finish_t - self.attempt_t,
+            "user_ttft": self.first_t - self.arrival,
+            "user_e2e": self.finish_t - self.arrival,
+        }
 
 
 _FLOAT_FIELDS = {"arrival", "attempt_t", "start_t", "first_t", "finish_t"}
 
+#: (summary key, latency, percentile), in the order of the KPI registry
 PERCENTILES = (
+    ("user_ttft_p50_s", "user_ttft", 50), ("user_ttft_p90_s", "user_ttft", 90),
+    ("user_ttft_p99_s", "user_ttft", 99),
+    ("user_e2e_p50_s", "user_e2e", 50), ("user_e2e_p99_s", "user_e2e", 99),
     ("ttft_p50_s", "ttft", 50), ("ttft_p90_s", "ttft", 90), ("ttft_p99_s", "ttft", 99),
     ("tpot_p50_s", "tpot", 50), ("tpot_p99_s", "tpot", 99),
     ("e2e_p50_s", "e2e", 50), ("e2e_p99_s", "e2e", 99),
 )
+LATENCIES = ("ttft", "tpot", "e2e", "user_ttft", "user_e2e")
+#: SLO objective -> the latency it is judged on (the user's view)
+SLO_LATENCY = {"ttft_p99": "user_ttft", "tpot_p99": "tpot", "e2e_p99": "user_e2e"}
+
+
+def slo_good(latency: dict[str, NDArray[np.float64]], slo: dict[str, float | None]
+             ) -> NDArray[np.bool_]:
+    """Which requests meet every objective set in ``slo`` (NaN, e.g. a 1-token TPOT, meets)."""
+    good = np.ones(len(latency["ttft"]), dtype=bool)
+    for key, metric in SLO_LATENCY.items():
+        limit = slo.get(key)
+        if limit is not None:
+            values = latency[metric]
+            good &= np.isnan(values) | (values <= limit)
+    return good
 
 
 @dataclass
@@ -160,7 +189,9 @@ class RequestStats:
 
     Counts follow ``docs/metrics.md``: latency sketches hold ``ok`` requests
     that arrived at or after ``warmup_s``; ``slo_good`` counts those within
-    every objective of ``slo`` (keys ``ttft_p99``, ``tpot_p99``, ``e2e_p99``).
+    every objective of ``slo`` (keys ``ttft_p99``, ``tpot_p99``, ``e2e_p99``,
+    judged on the user's view: see :data:`SLO_LATENCY`); ``statuses`` counts
+    requests by status code.
     """
 
     warmup_s: float = 0.0
@@ -168,15 +199,16 @@ class RequestStats:
     requests: int = 0
     ok: int = 0
     retries: int = 0
+    with_503: int = 0  # requests with at least one attempt answered 503
     measured: int = 0
     slo_good: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     ok_input_tokens: int = 0
     ok_output_tokens: int = 0
-    ttft: Sketch = field(default_factory=Sketch)
-    tpot: Sketch = field(default_factory=Sketch)
-    e2e: Sketch = field(default_factory=Sketch)
+    statuses: dict[int, int] = field(default_factory=dict)
+    sketches: dict[str, Sketch] = field(
+        default_factory=lambda: {name: Sketch() for name in LATENCIES})
 
     def add(self, batch: Finished) -> None:
         ok = batch.status == OK
@@ -184,41 +216,49 @@ class RequestStats:
         self.requests += len(batch)
         self.ok += int(ok.sum())
         self.retries += int(np.clip(batch.attempts - 1, 0, None).sum())
+        self.with_503 += int((batch.n503 > 0).sum())
         self.measured += int(measured.sum())
         self.input_tokens += int(batch.inp.sum())
         self.output_tokens += int(batch.out.sum())
         self.ok_input_tokens += int(batch.inp[ok].sum())
         self.ok_output_tokens += int(batch.out[ok].sum())
+        codes, counts = np.unique(batch.status, return_counts=True)
+        for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+            self.statuses[code] = self.statuses.get(code, 0) + n
         sel = ok & measured
-        ttft, tpot, e2e = (x[sel] for x in batch.latencies())
-        good = np.ones(len(ttft), dtype=bool)
-        for key, values in (("ttft_p99", ttft), ("tpot_p99", tpot), ("e2e_p99", e2e)):
-            limit = self.slo.get(key)
-            if limit is not None:
-                good &= np.isnan(values) | (values <= limit)
-        self.slo_good += int(good.sum())
-        self.ttft.add(ttft)
-        self.tpot.add(tpot)
-        self.e2e.add(e2e)
+        latency = {name: x[sel] for name, x in batch.latencies().items()}
+        self.slo_good += int(slo_good(latency, self.slo).sum())
+        for name, sketch in self.sketches.items():
+            sketch.add(latency[name])
 
     def merge(self, other: RequestStats) -> None:
-        for name in ("requests", "ok", "retries", "measured", "slo_good", "input_tokens",
-                     "output_tokens", "ok_input_tokens", "ok_output_tokens"):
+        for name in ("requests", "ok", "retries", "with_503", "measured", "slo_good",
+                     "input_tokens", "output_tokens", "ok_input_tokens", "ok_output_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.ttft.merge(other.ttft)
-        self.tpot.merge(other.tpot)
-        self.e2e.merge(other.e2e)
+        for code, n in other.statuses.items():
+            self.statuses[code] = self.statuses.get(code, 0) + n
+        for name, sketch in self.sketches.items():
+            sketch.merge(other.sketches[name])
+
+    def count(self, status: int | None) -> int:
+        """Requests that ended with status code ``status`` (0 for None: no such status)."""
+        return 0 if status is None else self.statuses.get(status, 0)
+
+    @property
+    def has_slo(self) -> bool:
+        return any(self.slo.get(key) is not None for key in SLO_LATENCY)
 
     def kpis(self) -> dict[str, Any]:
         """The summary's request keys, percentiles from the sketches."""
-        sketches = {"ttft": self.ttft, "tpot": self.tpot, "e2e": self.e2e}
         out: dict[str, Any] = {
             "requests": self.requests,
             "ok": self.ok,
             "failed": self.requests - self.ok,
             "retries": self.retries,
+            "requests_with_503": self.with_503,
         }
         for key, metric, p in PERCENTILES:
-            out[key] = sketches[metric].quantile(p / 100.0)
-        out["slo_attainment"] = self.slo_good / self.measured if self.measured else None
+            out[key] = self.sketches[metric].quantile(p / 100.0)
+        out["slo_attainment"] = (self.slo_good / self.measured
+                                 if self.measured and self.has_slo else None)
         return out

@@ -1,4 +1,4 @@
-"""Calibrate the throughput model against published benchmark tables.
+"""Check the ``trtllm`` profile against TensorRT-LLM's published benchmark tables.
 
 ``python -m sim.perf.calibrate`` prints, for the current defaults, the
 per-row table (row, published, model, error %) of
@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from sim.catalog._data import read_csv, read_records
-from sim.perf.params import DEFAULT, PerfParams
+from sim.perf.params import TRTLLM as DEFAULT
+from sim.perf.params import PerfParams
 from sim.perf.shape import Shape
 
 # trtllm-bench caps the engine's max batch size at 4096 (finetune_setting in
@@ -129,7 +130,8 @@ def predict_itl(row: OnlineRow, params: PerfParams = DEFAULT) -> float:
     ρ = λ·in/P of the time, stretching every iteration: ITL = step(n) / (1 − ρ),
     with step(n) interpolated between whole batch sizes.
     """
-    shape = Shape(row.model, row.accelerator, row.gpus, "BF16", params=params)
+    shape = Shape(row.model, row.accelerator, row.gpus, "BF16", params=params,
+                  serving_engine="trtllm")
     rho = row.qps * float(shape.prefill_seconds(row.input_tokens))
     context = row.input_tokens + row.output_tokens / 2
 
@@ -177,7 +179,7 @@ def bench_shape(row: BenchRow, params: PerfParams = DEFAULT) -> Shape:
     """The shape the benchmark ran, with its engine's batch and chunk limits."""
     p = params.with_(prefill_chunk=TRTLLM_TOKENS_PER_ITERATION)
     return Shape(row.model, row.accelerator, row.gpus, row.precision,
-                 max_concurrency=TRTLLM_MAX_BATCH, params=p)
+                 max_concurrency=TRTLLM_MAX_BATCH, params=p, serving_engine="trtllm")
 
 
 def predict(row: BenchRow, params: PerfParams = DEFAULT) -> float:

@@ -1,9 +1,12 @@
-"""Default constants of the throughput model, each with its source.
+"""Constants of the throughput model (:class:`PerfParams`), each with its source.
 
-The efficiencies, the overlap, the USL coefficients and the memory reserve are
-calibrated against the published TensorRT-LLM v0.17 throughput table
-(``python -m sim.perf.calibrate --fit``; table and errors in
-docs/throughput.md).  The scheduler limits are vLLM's defaults.
+One :class:`PerfParams` is one precision path of one serving-engine profile
+(:mod:`sim.perf.profiles`).  :data:`TRTLLM` holds the constants fitted to the
+published TensorRT-LLM v0.17 maximum-throughput table (``python -m
+sim.perf.calibrate --fit``; table and errors in docs/throughput.md); the vLLM
+profile's are fitted to measured vLLM runs at realistic load (``python -m
+sim.perf.validate --fit``).  :data:`DEFAULT` is the default profile's BF16
+path (vLLM).  The scheduler limits are vLLM's defaults.
 """
 
 from __future__ import annotations
@@ -40,7 +43,23 @@ class PerfParams:
     prefill_chunk: int
     # Cost of one draft-model token as a fraction of one target decode step.
     draft_cost_ratio: float
+    # Fraction of datasheet HBM bandwidth that reading the KV cache achieves
+    # (paged attention kernels); None: the same as ``bandwidth_efficiency``.
+    kv_bandwidth_efficiency: float | None = None
+    # GEMM efficiency by batch: a pass over t tokens runs its matrix products at
+    # ``compute_efficiency × t / (t + gemm_half_tokens)`` of peak (0: flat).
+    gemm_half_tokens: float = 0.0
+    # Fixed latency of one tensor-parallel all-reduce (two per layer per pass);
+    # the bytes move at the datasheet NVLink rate.  0 with USL-only scaling.
+    allreduce_latency_s: float = 0.0
     notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def kv_efficiency(self) -> float:
+        """Bandwidth efficiency of KV-cache reads."""
+        if self.kv_bandwidth_efficiency is None:
+            return self.bandwidth_efficiency
+        return self.kv_bandwidth_efficiency
 
     def efficiency(self, accelerator: str) -> float:
         """Compute efficiency of ``accelerator`` (the default when not listed)."""
@@ -54,7 +73,7 @@ class PerfParams:
         return replace(self, **changes)
 
 
-DEFAULT = PerfParams(
+TRTLLM = PerfParams(
     # --- calibrated: python -m sim.perf.calibrate --fit (docs/throughput.md) ---
     bandwidth_efficiency=0.89,
     compute_efficiency=MappingProxyType({"default": 0.60, "A100_80GB": 0.93}),
@@ -79,3 +98,32 @@ DEFAULT = PerfParams(
     # memory-bound decode step costs in proportion to the bytes it reads.
     draft_cost_ratio=0.1,
 )
+
+# vLLM (V1 engine, CUDA graphs, chunked prefill), BF16 weights and KV cache.
+# --- fitted: python -m sim.perf.validate --fit, on measured vLLM 0.15.1 runs
+# of Llama-3.1-8B-Instruct on one and two H100s (fit set and errors in
+# docs/validation.md "Against real measurements") ---
+VLLM_BF16 = TRTLLM.with_(
+    bandwidth_efficiency=0.812,
+    kv_bandwidth_efficiency=0.9996,
+    compute_efficiency={"default": 0.379},
+    gemm_half_tokens=3.86,
+    step_overhead_s=0.000043,
+    allreduce_latency_s=18e-6,
+    # --- stated: the roofline max(memory, compute) (kernels overlap HBM
+    # streaming and math); tensor parallelism priced by its all-reduces ---
+    overlap=1.0,
+    sigma=0.0,
+    kappa=0.0,
+    # --- cited ---
+    # vLLM gpu_memory_utilization default 0.9 (vllm/config/cache.py): a tenth
+    # of HBM is never used for weights or KV cache.
+    memory_reserve=0.10,
+)
+
+# vLLM FP8 (W8A8, FP8 KV cache): no public vLLM measurement at realistic load
+# was found for FP8; the BF16 path's fitted efficiencies apply to FP8 bytes
+# and FP8 FLOP/s (checked against LambdaLabs' vLLM FP8 sweep, docs/throughput.md).
+VLLM_FP8 = VLLM_BF16
+
+DEFAULT = VLLM_BF16

@@ -2,7 +2,12 @@
 
 A pass costs ``max(m, c) + (1 − overlap)·min(m, c)`` with ``m = bytes /
 bandwidth`` and ``c = FLOPs / FLOP/s`` at the replica's effective rates
-(per-GPU peak × calibrated efficiency × USL capacity C(N)).  ``overlap = 1``
+(per-GPU peak × calibrated efficiency × USL capacity C(N)).  Weights and KV
+cache stream at their own efficiencies (``bandwidth_efficiency``,
+``kv_bandwidth_efficiency``); matrix products over ``t`` tokens run at
+``compute_efficiency × t / (t + gemm_half_tokens)`` of peak (small batches
+do not fill the tensor cores); with tensor parallelism each pass adds two
+all-reduces per layer (:meth:`Roofline.comm_time`).  ``overlap = 1``
 is the textbook roofline ``max(m, c)``; the calibrated default is in
 :mod:`sim.perf.params`.
 
@@ -69,7 +74,20 @@ class Roofline:
         self.bandwidth = accelerator.hbm_bandwidth * params.bandwidth_efficiency * capacity
         efficiency = params.efficiency(accelerator.name)
         self.flops = accelerator.flops(precision) * efficiency * capacity
+        self.kv_bandwidth = accelerator.hbm_bandwidth * params.kv_efficiency * capacity
+        self.gemm_half_tokens = params.gemm_half_tokens
         self.overlap = params.overlap
+        # all-reduce: a ring moves 2(N−1)/N of the activations over each GPU's
+        # one-way NVLink bandwidth (half the datasheet's bidirectional figure)
+        self.gpus = gpus
+        self.allreduce_latency = params.allreduce_latency_s if gpus > 1 else 0.0
+        link = accelerator.nvlink_bandwidth / 2.0
+        # (a profile without an all-reduce latency scales by the USL alone)
+        explicit = gpus > 1 and link > 0 and params.allreduce_latency_s > 0
+        self.allreduce_s_per_token = (
+            2.0 * (gpus - 1) / gpus * model.hidden * 2.0 / link if explicit else 0.0
+        )
+        self.allreduces = 2 * model.layers
         self.dense_bytes, self.expert_bytes = weight_bytes(model, precision)
         self.expert_miss = (
             1.0 - model.experts_per_token / model.routed_experts if model.is_moe else 1.0
@@ -96,6 +114,18 @@ class Roofline:
             return self.dense_bytes
         return self.dense_bytes + self.expert_bytes * (1.0 - self.expert_miss**tokens)
 
+    def gemm_flops(self, tokens: float) -> float:
+        """Effective FLOP/s of the matrix products of a pass over ``tokens`` tokens."""
+        if self.gemm_half_tokens <= 0.0:
+            return self.flops
+        return self.flops * tokens / (tokens + self.gemm_half_tokens)
+
+    def comm_time(self, tokens: float) -> float:
+        """Seconds of tensor-parallel all-reduces in a pass over ``tokens`` tokens (0 on 1 GPU)."""
+        if self.allreduce_latency <= 0.0 or tokens <= 0:
+            return 0.0
+        return self.allreduces * (self.allreduce_latency + tokens * self.allreduce_s_per_token)
+
     def step_terms(self, batch: int, tokens_per_seq: int = 1) -> tuple[float, float, float, float]:
         """Seconds of a decode pass as affine functions of the cached tokens ``kv``.
 
@@ -104,12 +134,13 @@ class Roofline:
         new tokens (1 without speculative decoding).
         """
         tokens = batch * tokens_per_seq
-        memory = (self.weights_read(tokens) + batch * self.window_bytes_per_seq) / self.bandwidth
+        memory = (self.weights_read(tokens) / self.bandwidth
+                  + batch * self.window_bytes_per_seq / self.kv_bandwidth)
         compute = (
-            self.linear_flops_per_token * tokens
-            + tokens_per_seq * batch * self.attn_flops_window_per_seq
-        ) / self.flops
-        per_kv_memory = self.kv_bytes_per_token / self.bandwidth
+            self.linear_flops_per_token * tokens / self.gemm_flops(tokens)
+            + tokens_per_seq * batch * self.attn_flops_window_per_seq / self.flops
+        )
+        per_kv_memory = self.kv_bytes_per_token / self.kv_bandwidth
         per_kv_compute = tokens_per_seq * self.attn_flops_per_kv_token / self.flops
         return memory, per_kv_memory, compute, per_kv_compute
 
@@ -138,11 +169,19 @@ class Roofline:
     def prefill_seconds_per_token(
         self, input_tokens: npt.ArrayLike, chunk: int
     ) -> npt.NDArray[np.float64]:
-        """Seconds per prompt token when only prefill runs, in chunks of ``chunk`` tokens."""
-        compute = chunk * self.prefill_flops_per_token(input_tokens) / self.flops
+        """Seconds per prompt token when only prefill runs, in chunks of ``chunk`` tokens.
+
+        Prompts are packed into full chunks: each chunk reads the weights
+        once, runs its matrix products at the GEMM efficiency of ``chunk``
+        tokens and pays its all-reduces.
+        """
+        linear = self.linear_flops_per_token
+        per_token_attention = self.prefill_flops_per_token(input_tokens) - linear
+        compute = chunk * (self.linear_flops_per_token / self.gemm_flops(chunk)
+                           + per_token_attention / self.flops)
         memory = self.weights_read(chunk) / self.bandwidth
         both = np.maximum(memory, compute) + (1.0 - self.overlap) * np.minimum(memory, compute)
-        return np.asarray(both / chunk, dtype=float)
+        return np.asarray((both + self.comm_time(chunk)) / chunk, dtype=float)
 
     def prefill_rate(self, input_tokens: float, chunk: int) -> float:
         """Prompt tokens/s when only prefill runs, in chunks of ``chunk`` tokens."""

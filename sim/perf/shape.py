@@ -30,7 +30,8 @@ from sim.catalog.models import get_model
 from sim.catalog.precision import Precision, check_precision
 from sim.errors import InputError
 from sim.perf.curve import MeasuredCurve
-from sim.perf.params import DEFAULT, PerfParams
+from sim.perf.params import PerfParams
+from sim.perf.profiles import DEFAULT_ENGINE, EngineProfile, get_profile
 from sim.perf.roofline import Roofline
 from sim.perf.scaling import ScalingModel
 from sim.perf.speculative import SpeculativeSpec
@@ -65,8 +66,11 @@ class Shape:
         *,
         scaling: ScalingModel | None = None,
         params: PerfParams | None = None,
+        serving_engine: str | EngineProfile = DEFAULT_ENGINE,
     ):
-        self.params = params or DEFAULT
+        self.profile = (serving_engine if isinstance(serving_engine, EngineProfile)
+                        else get_profile(serving_engine))
+        self.serving_engine = self.profile.name
         self.model_info = get_model(model)
         self.accelerator_info = get_accelerator(accelerator)
         self.model = self.model_info.name
@@ -75,6 +79,7 @@ class Shape:
         self.precision: Precision = (
             self.model_info.native_precision if precision is None else check_precision(precision)
         )
+        self.params = params or self.profile.params(self.precision)
         if speculative is not None and not isinstance(speculative, SpeculativeSpec):
             speculative = SpeculativeSpec.model_validate(dict(speculative))
         self.speculative = speculative
@@ -176,7 +181,8 @@ class Shape:
             passes = 1 + (spec.tokens if spec.kind == "draft" else 0)  # each has launch costs
             overhead = overhead * passes / gain
         keep = 1.0 - self.params.overlap
-        return m + keep * c + overhead, m1 + keep * c1, c + keep * m + overhead, c1 + keep * m1
+        fixed = overhead + self._roofline.comm_time(batch)
+        return m + keep * c + fixed, m1 + keep * c1, c + keep * m + fixed, c1 + keep * m1
 
     def step_table(
         self, max_batch: int
@@ -230,18 +236,36 @@ class Shape:
         if prefill_tokens <= 0:
             return decode
         chunk = float(prefill_tokens)
-        if self.curve is not None and self.curve.prefill_tokens_per_s is not None:
-            compute = chunk / self.curve.prefill_tokens_per_s
-        else:
-            roof = self._roofline
-            flops = chunk * float(roof.prefill_flops_per_token(chunk))
-            flops += prefill_kv_tokens * roof.attn_flops_per_kv_token
-            compute = flops / roof.flops
-        if decode_batch > 0:
-            return decode + compute  # the decode step already read the weights
         roof = self._roofline
-        memory = roof.weights_read(chunk) / roof.bandwidth
-        return roof.combine(memory, compute) + self.params.step_overhead_s
+        if self.curve is not None:
+            rate = self.curve.prefill_tokens_per_s or self.prefill_rate(chunk)
+            return decode + chunk / rate
+        if self.speculative is not None and decode_batch > 0:
+            # speculative decode passes: price the chunk on top, compute only
+            tokens = chunk + decode_batch
+            return decode + self._prefill_compute(chunk, tokens, prefill_kv_tokens) + (
+                roof.comm_time(tokens) - roof.comm_time(decode_batch))
+        # one pass: the weights once, every KV byte of the decodes, the math of
+        # all tokens (matrix products at the GEMM efficiency of the whole pass)
+        b = max(decode_batch, 0)
+        tokens = chunk + b
+        memory = roof.weights_read(tokens) / roof.bandwidth
+        compute = self._prefill_compute(chunk, tokens, prefill_kv_tokens)
+        if b > 0:
+            m, m1, c, c1 = roof.step_terms(b)
+            memory += decode_kv_tokens * m1 + m - roof.weights_read(b) / roof.bandwidth
+            compute += (c - roof.linear_flops_per_token * b / roof.gemm_flops(b)
+                        + roof.linear_flops_per_token * b / roof.gemm_flops(tokens)
+                        + decode_kv_tokens * c1)
+        return roof.combine(memory, compute) + self.params.step_overhead_s + roof.comm_time(tokens)
+
+    def _prefill_compute(self, chunk: float, tokens: float, prefill_kv_tokens: float) -> float:
+        """Seconds of math of ``chunk`` prompt tokens in a pass of ``tokens`` tokens."""
+        roof = self._roofline
+        per_token = float(roof.prefill_flops_per_token(chunk)) - roof.linear_flops_per_token
+        attention = chunk * per_token + prefill_kv_tokens * roof.attn_flops_per_kv_token
+        linear = roof.linear_flops_per_token * chunk / roof.gemm_flops(tokens)
+        return linear + attention / roof.flops
 
     def iteration_terms(self, max_batch: int, max_tokens: int) -> dict[str, Any]:
         """Tables from which :meth:`iteration_time` follows, for compiled engines.
@@ -332,5 +356,6 @@ class Shape:
         tail = f", {', '.join(extra)}" if extra else ""
         return (
             f"Shape(model={self.model!r}, accelerator={self.accelerator!r}, count={self.gpus}, "
-            f"precision={self.precision!r}, max_concurrency={self.max_concurrency}{tail})"
+            f"precision={self.precision!r}, max_concurrency={self.max_concurrency}, "
+            f"serving_engine={self.serving_engine!r}{tail})"
         )

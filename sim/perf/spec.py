@@ -19,6 +19,7 @@ from sim.catalog.precision import Precision
 from sim.catalog.presets import get_preset
 from sim.errors import InputError
 from sim.perf.params import DEFAULT
+from sim.perf.profiles import DEFAULT_ENGINE, get_profile
 from sim.perf.scaling import ScalingModel
 from sim.perf.shape import Shape
 from sim.perf.speculative import SpeculativeSpec
@@ -55,8 +56,13 @@ def build_shape(
     *,
     max_concurrency: int | None = None,
     base_dir: Path | None = None,
+    serving_engine: str = DEFAULT_ENGINE,
 ) -> Shape:
-    """The :class:`Shape` of ``model`` for a spec, a mapping or a preset name."""
+    """The :class:`Shape` of ``model`` for a spec, a mapping or a preset name.
+
+    ``serving_engine`` names a built-in profile or a profile file (relative
+    to ``base_dir``), see :mod:`sim.perf.profiles`.
+    """
     if isinstance(spec, str):
         preset = get_preset(model, spec)
         spec = ShapeSpec(
@@ -86,4 +92,5 @@ def build_shape(
         max_concurrency=max_concurrency,
         curve=curve,
         scaling=scaling,
+        serving_engine=get_profile(serving_engine, base_dir),
     )

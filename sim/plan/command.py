@@ -23,7 +23,10 @@ def add_parser(sub: Any) -> None:
         ),
     )
     p.add_argument("scenario", help="scenario YAML with a plan: section")
-    p.add_argument("--out", help="results folder (default: results/<scenario name>-plan)")
+    p.add_argument("--out", help="results folder (default: results/<scenario name>-plan); "
+                                 "a new folder, or one capsim wrote, which it replaces")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a key first, e.g. --set plan.replicas.max=8 --set duration=10m",
@@ -38,6 +41,7 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sim.io import check_target
     from sim.plan.output import print_plan, write_plan
     from sim.plan.search import plan
     from sim.scenario.loader import parse_override
@@ -46,11 +50,13 @@ def handle(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1 (got {args.workers})")
     overrides = dict(parse_override(item) for item in args.overrides)
+    if args.out:
+        check_target(Path(args.out), force=args.force)  # before the search, not after
     executor = make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
     result = plan(args.scenario, overrides, executor=executor,
                   progress=lambda line: print(f"  {line}", file=sys.stderr))
     out = Path(args.out) if args.out else Path("results") / f"{result.name}-plan"
-    write_plan(result, out)
+    write_plan(result, out, force=args.force)
     print_plan(result)
     print(f"plan written to {out}/")
     return 0

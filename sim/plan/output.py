@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from sim.io.run import json_safe
 from sim.plan.search import HOURS_PER_MONTH, Evaluation, PlanResult
 from sim.report.format import percent_text, seconds_text, usd_text
-from sim.sweep.worker import json_safe
 
 _METRICS = ("cost_per_hour", "serverless_per_hour", "ttft_p99_s", "slo_attainment",
             "served_share", "share_503", "tpot_p99_s", "e2e_p99_s", "utilization",
@@ -228,13 +228,14 @@ def best_yaml(scenario: dict[str, Any]) -> str:
             + yaml.safe_dump(scenario, sort_keys=False))
 
 
-def write_plan(result: PlanResult, out: str | Path) -> None:
+def write_plan(result: PlanResult, out: str | Path, *, force: bool = False) -> None:
     """Write ``plan.json``, ``best.yaml`` (if anything holds), ``pareto.png`` and
-    ``report.html`` into ``out``, all or none."""
+    ``report.html`` into ``out``, all or none (``sim.io.write_files``: ``out`` must be
+    new or a folder capsim wrote, unless ``force``)."""
     import matplotlib.pyplot as plt
 
+    from sim.io import write_files
     from sim.report.html import Plot
-    from sim.report.writer import write_files
 
     fig = pareto_figure(result)
     png = Plot.of("pareto.png", "", "", fig).png
@@ -247,4 +248,4 @@ def write_plan(result: PlanResult, out: str | Path) -> None:
     best = result.best_scenario()
     if best is not None:
         files["best.yaml"] = best_yaml(best).encode()
-    write_files(Path(out), files)
+    write_files(Path(out), files, kind="plan", force=force)

@@ -402,6 +402,11 @@ def _shape_label(spec: Any) -> str:
     return f"{spec.count}×{spec.accelerator}{precision}"
 
 
+def is_plan_document(doc: Any) -> bool:
+    """Whether a scenario document has a ``plan:`` section."""
+    return isinstance(doc, dict) and "plan" in doc
+
+
 def split_plan(doc: Any) -> tuple[dict[str, Any], PlanSpec]:
     """A scenario document → (the scenario without ``plan:``, the validated plan)."""
     from pydantic import ValidationError
@@ -437,6 +442,21 @@ def plan(
     the document first, ``plan:`` included.  ``executor`` defaults to running
     in this process.
     """
+    base, spec, loaded, folder, label = load_plan(source, overrides, base_dir=base_dir)
+    try:
+        return _search(base, spec, loaded, folder, executor or SerialExecutor(), progress)
+    except InputError as err:
+        raise err.with_file(label) from None
+
+
+def load_plan(
+    source: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    base_dir: str | Path | None = None,
+) -> tuple[dict[str, Any], PlanSpec, LoadedScenario, Path, str]:
+    """Read and validate a scenario with a ``plan:`` section: (the scenario document without
+    it, the plan, the loaded scenario, its folder, its label for errors)."""
     from sim.scenario.loader import read_document
 
     if isinstance(source, Mapping):
@@ -452,12 +472,10 @@ def plan(
             apply_overrides(doc, overrides or {})
         base, spec = split_plan(doc)
         loaded = load_scenario(base, base_dir=folder)
+        _deployment_index(loaded, spec.deployment)
     except InputError as err:
         raise err.with_file(label) from None
-    try:
-        return _search(base, spec, loaded, folder, executor or SerialExecutor(), progress)
-    except InputError as err:
-        raise err.with_file(label) from None
+    return base, spec, loaded, folder, label
 
 
 def _deployment_index(loaded: LoadedScenario, name: str | None) -> int:

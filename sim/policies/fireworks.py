@@ -4,13 +4,13 @@ Sources: https://docs.fireworks.ai/deployments/autoscaling and the API spec
 (https://docs.fireworks.ai/api-reference/create-deployment).
 Per load target, ``desired_i = ceil(observed total_i / per-replica target_i)``;
 the desire is the maximum over targets.
-The desire is at least one replica: only ``scale_to_zero_window`` takes a
-deployment to zero.  Scaling up happens once a higher desire has held for
-``scale_up_window``
-(the minimum desire over that window exceeds the current target); scaling
-down once a lower desire has held for ``scale_down_window`` since the target
-last changed; to zero after ``scale_to_zero_window`` without requests (only
-when ``min_replicas`` is 0).  Scaling from zero on the first request is the
+The desire is at least one replica while any runs: only ``scale_to_zero_window``
+takes a deployment to zero; at zero, the first request starts one.  Scaling up
+happens once a higher desire has held for ``scale_up_window`` (the minimum
+desire over that window exceeds the current target); scaling down once a lower
+desire has held for ``scale_down_window`` since the target last changed; to
+zero after ``scale_to_zero_window`` without requests (only when
+``min_replicas`` is 0).  Scaling from zero on the first request is the
 platform's and is not delayed by the windows.
 
 ``scaling_schedules`` (API ``scalingSchedules``: at most 5, "the highest value
@@ -22,9 +22,13 @@ when it drops, the usual scale-down rule applies.
 
 Not published by the provider, stated here as capsim's reading:
 
-* ``default`` load is the mean number of requests queued or in service
-  divided by what one replica holds at once (its ``max_concurrency``, or
-  fewer when its KV cache holds fewer requests of the observed sizes);
+* ``default`` load is the users' demand in output tokens per second — first
+  attempts per second × the mean output tokens of the requests served so
+  far — over what one replica generates at saturation for the mean sizes
+  served so far (``Shape.max_throughput``): a load target of 0.8 keeps each
+  replica at 80 % of the throughput it can reach.  Before the first request
+  is served the sizes are unknown, and the load is the mean number of
+  requests queued or in service over what one replica holds at once;
 * metrics are averaged over the last 60 s and the controller decides every
   10 s (``sync_period``, ``metrics_window``; both may be set);
 * a schedule is active for ``duration`` from each firing of its cron
@@ -40,7 +44,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sim.policies.registry import Observation, Policy, clamp, register
+from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.policies.schedule import DEFAULT_START, CronWindow, aware, check_cron, check_zone
 from sim.spec import Spec
 from sim.units import Duration
@@ -50,8 +54,8 @@ HOUR = 3600.0
 
 class LoadTargets(Spec):
     default: float | None = Field(
-        0.8, gt=0, le=1, description="fraction of a replica's concurrency capacity"
-    )
+        0.8, gt=0, le=1,
+        description="fraction of a replica's saturation throughput at the observed sizes")
     tokens_generated_per_second: float | None = Field(None, gt=0, description="per replica")
     prompt_tokens_per_second: float | None = Field(None, gt=0, description="per replica")
     requests_per_second: float | None = Field(None, gt=0, description="per replica")
@@ -162,8 +166,7 @@ class Fireworks(Policy):
             if per_replica is not None:
                 wants.append(math.ceil(total / per_replica - 1e-9))
         if targets.default is not None:
-            per_replica = targets.default * obs.capacity_per_replica
-            wants.append(math.ceil(obs.concurrent_requests / per_replica - 1e-9))
+            wants.append(math.ceil(capacity_load(obs) / targets.default - 1e-9))
         return max(wants)
 
     def scheduled_minimum(self, t: float) -> int:
@@ -180,8 +183,10 @@ class Fireworks(Policy):
             self.current = obs.desired  # the platform changed it (scale from zero, start)
             self.changed_at = obs.t
         floor = clamp(max(obs.min_replicas, self.scheduled_minimum(obs.t)), 0, obs.max_replicas)
-        # load alone never asks for zero: that is the scale-to-zero window's call
-        raw = clamp(self.raw_desire(obs), max(obs.min_replicas, 1), obs.max_replicas)
+        # load alone never takes a running deployment to zero (that is the scale-to-zero
+        # window's call), nor starts one at zero (the platform does, on a request)
+        low = 1 if obs.desired > 0 else 0
+        raw = clamp(self.raw_desire(obs), max(obs.min_replicas, low), obs.max_replicas)
         self.history.append((obs.t, raw))
         horizon = max(p.scale_up_window, p.scale_down_window)
         while self.history and self.history[0][0] < obs.t - horizon - 1e-9:

@@ -15,9 +15,10 @@ per 15 s, selectPolicy Max, no stabilization}, scale-down {Percent 100 per
 
 Each metric is a *Pods* metric with an average-value target: the
 deployment-wide value over ``metrics_window`` shared by the ready replicas
-(the router balances them).  ``utilization`` is requests queued or in service
-per replica divided by what a replica holds at once — the analogue of CPU
-utilization (kubectl autoscale's default target is 80 %).  Replicas map to
+(the router balances them).  ``utilization`` is the share of a replica's
+capacity the load asks for — the users' demand in output tokens/s over what a
+replica generates at saturation (:func:`~sim.policies.registry.capacity_load`)
+— the analogue of CPU utilization (kubectl autoscale's default target is 80 %).  Replicas map to
 pod phases as a controller sees them: ``pending`` and ``scheduling``
 (waiting for a node, pulling the image) are Pending pods, which are ignored;
 ``downloading`` and ``initializing`` replicas run but export no metric yet,
@@ -35,7 +36,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
-from sim.policies.registry import Observation, Policy, clamp, register
+from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.spec import Spec
 from sim.units import Duration
 
@@ -220,10 +221,11 @@ class Normalizer:
 
 
 def per_replica_total(obs: Observation, metric: str, window_s: float | None = None) -> float:
-    """The deployment-wide value of ``metric`` (``utilization`` in replica capacities)."""
+    """The deployment-wide value of ``metric`` (``utilization`` in replica capacities:
+    :func:`~sim.policies.registry.capacity_load`)."""
     m = obs.window(window_s) if window_s is not None else obs
     if metric == "utilization":
-        return m.concurrent_requests / max(obs.capacity_per_replica, 1e-12)
+        return capacity_load(obs, window_s)
     return {
         "concurrent_requests": m.concurrent_requests,
         "requests_per_second": m.requests_per_s,

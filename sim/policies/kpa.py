@@ -13,9 +13,15 @@ Knative averages 1 s buckets over a 60 s stable and a 6 s panic window; the
 control plane averages the exact integral of concurrency over the same
 windows, with snapshots at every 2 s tick, which is the mean of those buckets.
 ``target = max(0.01, total × target_utilization)`` with ``total`` the
-container concurrency (by default the replica's ``max_concurrency``, or
-fewer when its KV cache binds; 0 means unlimited and targets 100), or the
-``target`` annotation when it is smaller.  Not modelled: the activation
+container concurrency (0 means unlimited and targets 100), or the ``target``
+annotation when it is smaller.  When neither is set, capsim's reading: the
+load is counted in replica capacities — the users' demand in output tokens/s
+over one replica's saturation throughput
+(:func:`~sim.policies.registry.capacity_load`) — and the target is
+``target_utilization`` of one replica, because a replica's ``max_concurrency``
+is far above the concurrency at which its throughput saturates, and a
+concurrency target near it has no stable fleet size (before any request is
+served, the concurrency over the replica's ``max_concurrency``).  Not modelled: the activation
 timeout of a revision that never becomes ready, and the activator's routing
 by excess burst capacity (computed, reported in ``excess_burst_capacity``;
 use ``cold_start_mode: queue`` for the activator's buffering at zero).
@@ -29,7 +35,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sim.policies.registry import Observation, Policy, clamp, register
+from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.spec import Spec
 from sim.units import Duration
 
@@ -95,13 +101,15 @@ class Decider:
             while self.delay_window and self.delay_window[0][0] <= now - self.delay_s + 1e-9:
                 self.delay_window.popleft()
             want = max(w for _, w in self.delay_window)
+        return want, self.excess_burst(ready, total, panic)
+
+    def excess_burst(self, ready: int, total: float, panic: float) -> float:
+        """Excess burst capacity: spare concurrency beyond ``target_burst_capacity``."""
         if self.tbc == 0:
-            ebc = 0.0
-        elif self.tbc > 0:
-            ebc = math.floor(ready * total - self.tbc - panic)
-        else:
-            ebc = -1.0
-        return want, ebc
+            return 0.0
+        if self.tbc > 0:
+            return math.floor(ready * total - self.tbc - panic)
+        return -1.0
 
 
 @register("kpa")
@@ -209,6 +217,13 @@ class Kpa(Policy):
         elif want > 0 or self.status != "inactive":
             self._mark("active", now)
 
+    def in_capacity_units(self, obs: Observation) -> bool:
+        """Whether the load is read in replica capacities: no concurrency is set and the
+        sizes of the requests served so far are known."""
+        p = self.p
+        return (p.container_concurrency is None and p.target is None
+                and obs.saturation_tokens_per_s > 0 and obs.mean_output_tokens > 0)
+
     def decide(self, obs: Observation) -> int:
         p = self.p
         if not self.started:
@@ -220,8 +235,15 @@ class Kpa(Policy):
                                        p.container_concurrency_target_default)
         stable = obs.window(self.window_s).concurrent_requests
         panic = obs.window(self.panic_window_s).concurrent_requests
-        want, self.excess_burst_capacity = self.decider.scale(
-            obs.t, obs.ready, stable, panic, target, total)
+        if self.in_capacity_units(obs):
+            # no concurrency given: the load in replica capacities, the target a share of one
+            want, _ = self.decider.scale(
+                obs.t, obs.ready, capacity_load(obs, self.window_s),
+                capacity_load(obs, self.panic_window_s), p.target_utilization, 1.0)
+            self.excess_burst_capacity = self.decider.excess_burst(obs.ready, total, panic)
+        else:
+            want, self.excess_burst_capacity = self.decider.scale(
+                obs.t, obs.ready, stable, panic, target, total)
         min_ready = self._min_ready(obs)
         low = obs.min_replicas
         if p.initial_scale > 1 and not self.initialized:

@@ -36,6 +36,7 @@ class WindowMetrics:
     concurrent_requests: float = 0.0  # mean requests queued or in service
     prompt_tokens_per_s: float = 0.0
     output_tokens_per_s: float = 0.0
+    arrivals_per_s: float = 0.0  # first attempts (retries excluded): the users' demand
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class Observation:
     prompt_tokens_per_s: float = 0.0
     output_tokens_per_s: float = 0.0
     capacity_per_replica: float = 1.0  # concurrent requests one replica holds
+    arrivals_per_s: float = 0.0  # first attempts (retries excluded)
+    mean_output_tokens: float = 0.0  # per request served so far (0: none yet)
+    #: output tokens/s one replica sustains at saturation, at the sizes served so far (0: unknown)
+    saturation_tokens_per_s: float = 0.0
     idle_s: float = 0.0  # seconds since the last request reached the router
     stages: Mapping[str, int] = field(default_factory=dict)  # live replicas by stage
     windows: Mapping[float, WindowMetrics] = field(default_factory=dict)  # by length (s)
@@ -74,6 +79,23 @@ class Observation:
     def stage(self, name: str) -> int:
         """Live replicas in lifecycle stage ``name`` (see ``LIVE_STAGES``)."""
         return int(self.stages.get(name, 0))
+
+
+def capacity_load(obs: Observation, window_s: float | None = None) -> float:
+    """The load in replicas at saturation: what share of one replica's capacity is asked for.
+
+    The users' demand in output tokens per second — first attempts per second
+    (retries excluded) × the mean output tokens of the requests served so far —
+    over the output tokens per second one replica generates at saturation for
+    the sizes served so far (``Shape.max_throughput``).  Before any request has
+    been served the sizes are unknown, and the load is the mean number of
+    requests queued or in service over what one replica holds at once.
+    ``window_s`` picks one of the observation's windows (default: its own).
+    """
+    m: Observation | WindowMetrics = obs.window(window_s) if window_s is not None else obs
+    if obs.saturation_tokens_per_s > 0 and obs.mean_output_tokens > 0:
+        return m.arrivals_per_s * obs.mean_output_tokens / obs.saturation_tokens_per_s
+    return m.concurrent_requests / max(obs.capacity_per_replica, 1e-12)
 
 
 class PolicyParams(Spec):

@@ -4,70 +4,76 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from sim.metrics.kpis import KPI_KEYS
+from sim.report.format import format_kpi, kpi_label
 from sim.results import Result
 
-# Rows of the terminal summary: (label, key, format).
-_ROWS = (
-    ("requests", "requests", "{:,}"),
-    ("ok", "ok", "{:,}"),
-    ("failed", "failed", "{:,}"),
-    ("HTTP 503 / 429", ("http_503", "http_429"), "{:,} / {:,}"),
-    ("retries", "retries", "{:,}"),
-    ("TTFT p50 / p99 (s)", ("ttft_p50_s", "ttft_p99_s"), "{:.3f} / {:.3f}"),
-    ("TPOT p50 / p99 (ms)", ("tpot_p50_s", "tpot_p99_s"), "ms"),
-    ("E2E p50 / p99 (s)", ("e2e_p50_s", "e2e_p99_s"), "{:.2f} / {:.2f}"),
-    ("SLO attainment", "slo_attainment", "{:.1%}"),
-    ("ready replicas mean / max", ("mean_ready_replicas", "max_ready_replicas"), "{:.2f} / {}"),
-    ("utilization", "utilization", "{:.1%}"),
-    ("GPU-hours", "gpu_seconds", "gpuh"),
-    ("cost (USD)", "cost_usd", "${:,.2f}"),
-    ("serverless cost (USD)", "serverless_cost_usd", "${:,.2f}"),
-    ("cost per 1M tokens (USD)", "cost_per_million_tokens_usd", "${:,.3f}"),
-)
+# The terminal summary's rows: the KPI registry's keys, in its order, without the
+# percentiles the report alone shows.
+TERMINAL_KEYS = tuple(k for k in KPI_KEYS if k not in {
+    "ttft_p50_s", "ttft_p90_s", "e2e_p50_s", "user_ttft_p90_s", "busy_fraction",
+    "pending_replica_seconds", "replica_crashes"})
+NBSP = "\u00a0"  # keeps a number and its unit on one line
 
 
-def _cell(kpis: dict[str, Any], key: str | tuple[str, ...], fmt: str) -> str:
-    keys = (key,) if isinstance(key, str) else key
-    if any(kpis.get(k) is None for k in keys):
-        return "—"
-    values: list[Any] = [kpis[k] for k in keys]
-    if fmt == "ms":
-        return " / ".join(f"{v * 1000:.1f}" for v in values)
-    if fmt == "gpuh":
-        return f"{values[0] / 3600:,.1f}"
-    return fmt.format(*values)
+def summary_title(summary: dict[str, Any]) -> str:
+    """``name — seed 1, 1.00 h simulated in 2.3 s``; numbers never split from their units."""
+    hours = f"{summary['simulated_s'] / 3600:,.2f}{NBSP}h"
+    wall = f"{summary['wall_s']:,.1f}{NBSP}s"
+    return (f"{summary['name']} — seed{NBSP}{summary['seed']}, {hours} simulated in "
+            f"{wall}")
 
 
 def print_summary(result: Result, console: Console | None = None) -> None:
     console = console or Console()
     summary = result.summary
-    table = Table(title=f"{summary['name']} — seed {summary['seed']}, "
-                  f"{summary['simulated_s'] / 3600:.2f} h simulated in {summary['wall_s']:.1f} s")
-    table.add_column("")
+    table = Table(title=summary_title(summary))
+    table.add_column("", overflow="fold")
     names = list(summary["deployments"])
+    blocks = [summary["deployments"][n] for n in names]
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True, overflow="fold")
     if len(names) > 1:
-        table.add_column("total", justify="right", style="bold")
-    for label, key, fmt in _ROWS:
-        cells = [_cell(summary["deployments"][n], key, fmt) for n in names]
-        if len(names) > 1:
-            cells.append(_cell(summary["total"], key, fmt))
-        table.add_row(label, *cells)
+        table.add_column("total", justify="right", style="bold", no_wrap=True, overflow="fold")
+        blocks.append(summary["total"])
+    for key in TERMINAL_KEYS:
+        values = [b.get(key) for b in blocks]
+        if all(v is None for v in values):
+            continue  # e.g. SLO attainment without an objective, cold starts without any
+        table.add_row(kpi_label(key), *(format_kpi(key, v) for v in values))
     console.print(table)
 
 
 def print_table(df: pd.DataFrame, title: str = "", console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=title)
-    for col in df.columns:
+    cells = [[_plain(v) for v in row] for row in df.itertuples(index=False)]
+    for j, col in enumerate(df.columns):
         numeric = pd.api.types.is_numeric_dtype(df[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
-    for row in df.itertuples(index=False):
-        table.add_row(*("" if pd.isna(v) else f"{v:,.4g}" if isinstance(v, float) else str(v)
-                        for v in row))
-    console.print(table)
+        widest = max((len(row[j]) for row in cells), default=1)
+        # a number is never cut: its column is at least as wide as its widest value;
+        # headers and text fold onto more lines when the terminal is narrow
+        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
+                         min_width=widest if numeric else min(widest, 12))
+    for row in cells:
+        table.add_row(*row)
+    console.print(table, crop=False)  # wider than the terminal: wrap, never cut
+
+
+def _plain(value: Any) -> str:
+    """A table cell: integers in full with separators, floats to 4 significant digits."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.4g}"
+    return str(value)

@@ -1,7 +1,7 @@
 """Summary numbers as text with their units, and the findings a report states in words.
 
-``KPI_DISPLAY`` gives each summary key (``sim.metrics.summary.KPI_KEYS``) a label
-and a kind of quantity; :func:`format_kpi` writes a value of that kind
+``KPI_DISPLAY`` gives each summary key a label and a kind of quantity, as the KPI
+registry (:mod:`sim.metrics.kpis`) declares them; :func:`format_kpi` writes a value of that kind
 (``"304 ms"``, ``"97.0 %"``, ``"$64.00"``, ``"8.00 GPU-h"``).  :func:`findings`
 turns a summary into sentences computed from its numbers.
 """
@@ -12,49 +12,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sim.metrics import kpis
 from sim.units import parse_duration
 
-# key -> (label, kind).  Kinds: count, seconds, fraction, usd, gpu_hours, replicas.
-KPI_DISPLAY: dict[str, tuple[str, str]] = {
-    "requests": ("requests", "count"),
-    "ok": ("ok", "count"),
-    "failed": ("failed", "count"),
-    "http_503": ("HTTP 503 responses", "count"),
-    "http_429": ("HTTP 429 responses", "count"),
-    "retries": ("retries", "count"),
-    "ttft_p50_s": ("TTFT p50", "seconds"),
-    "ttft_p90_s": ("TTFT p90", "seconds"),
-    "ttft_p99_s": ("TTFT p99", "seconds"),
-    "tpot_p50_s": ("TPOT p50", "seconds"),
-    "tpot_p99_s": ("TPOT p99", "seconds"),
-    "e2e_p50_s": ("end-to-end p50", "seconds"),
-    "e2e_p99_s": ("end-to-end p99", "seconds"),
-    "slo_attainment": ("SLO attainment", "fraction"),
-    "gpu_seconds": ("GPU time", "gpu_hours"),
-    "cost_usd": ("cost of GPUs", "usd"),
-    "on_demand_cost_usd": ("of which on-demand", "usd"),
-    "reserved_cost_usd": ("of which reserved", "usd"),
-    "serverless_cost_usd": ("serverless price of the same tokens", "usd"),
-    "cost_per_million_tokens_usd": ("cost per 1M tokens", "usd"),
-    "cold_starts": ("cold starts", "count"),
-    "mean_ready_replicas": ("ready replicas, mean", "replicas"),
-    "max_ready_replicas": ("ready replicas, max", "count"),
-    "pending_replica_seconds": ("replica time pending for GPUs", "seconds"),
-    "replica_crashes": ("replica crashes", "count"),
-    "utilization": ("utilization (busy / ready replica time)", "fraction"),
-}
-
-# Sections of the summary table, in order.
-KPI_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Requests", ("requests", "ok", "failed", "http_503", "http_429", "retries")),
-    ("Latency (ok requests after the warm-up)",
-     ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s",
-      "e2e_p99_s", "slo_attainment")),
-    ("Capacity", ("mean_ready_replicas", "max_ready_replicas", "cold_starts",
-                  "pending_replica_seconds", "replica_crashes", "utilization")),
-    ("Cost", ("gpu_seconds", "cost_usd", "on_demand_cost_usd", "reserved_cost_usd",
-              "serverless_cost_usd", "cost_per_million_tokens_usd")),
-)
+# key -> (label, kind), and the sections of the summary table: from the KPI registry.
+KPI_DISPLAY: dict[str, tuple[str, str]] = {k.key: (k.label, k.kind) for k in kpis.KPIS}
+KPI_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = kpis.GROUPS
 
 
 def _missing(value: Any) -> bool:
@@ -109,6 +72,8 @@ def format_value(value: Any, kind: str) -> str:
         return usd_text(float(value))
     if kind == "gpu_hours":
         return f"{float(value) / 3600:,.2f} GPU-h"
+    if kind == "gpus":
+        return f"{int(value):,} GPUs"
     if kind == "replicas":
         return f"{float(value):,.2f}"
     if isinstance(value, float):
@@ -136,6 +101,9 @@ def _slo_limits(scenario: Mapping[str, Any]) -> dict[str, float]:
 
 
 _SLO_NAMES = {"ttft_p99": "TTFT", "tpot_p99": "TPOT", "e2e_p99": "end-to-end latency"}
+# the summary key each objective is judged on: the user's view (from the first attempt)
+_SLO_KEYS = {"ttft_p99": "user_ttft_p99_s", "tpot_p99": "tpot_p99_s",
+             "e2e_p99": "user_e2e_p99_s"}
 
 
 def _number(block: Mapping[str, Any], key: str) -> float | None:
@@ -163,7 +131,7 @@ def service_warnings(summary: Mapping[str, Any]) -> list[str]:
                    f"{requests:,} requests finished ok.")
     limits = _slo_limits(scenario)
     missed = [f"p99 {_SLO_NAMES[k]} {seconds_text(v)} above {seconds_text(limits[k])}"
-              for k in limits if (v := _number(t, f"{k}_s")) is not None and v > limits[k]]
+              for k in limits if (v := _number(t, _SLO_KEYS[k])) is not None and v > limits[k]]
     attainment = _number(t, "slo_attainment")
     if limits and attainment is not None and attainment < SERVED_SHARE:
         missed.insert(0, f"{percent_text(attainment)} of requests met every objective")
@@ -208,7 +176,7 @@ def findings(summary: Mapping[str, Any]) -> list[str]:
     if limits:
         parts = []
         for key, limit in limits.items():
-            observed = _number(t, f"{key}_s")
+            observed = _number(t, _SLO_KEYS[key])
             name = _SLO_NAMES[key]
             if observed is None:
                 parts.append(f"no {name} measured (objective {seconds_text(limit)})")

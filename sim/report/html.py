@@ -30,7 +30,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from sim import plot
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.report.format import KPI_GROUPS, findings, format_kpi, format_value, kpi_label
 from sim.results import Result
 
@@ -131,10 +131,12 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
 
 def _cards(summary: Mapping[str, Any]) -> str:
     t = summary.get("total") or {}
-    keys = ("requests", "slo_attainment", "ttft_p99_s", "tpot_p99_s", "cost_usd",
+    keys = ("requests", "slo_attainment", "user_ttft_p99_s", "tpot_p99_s", "cost_usd",
             "cost_per_million_tokens_usd", "serverless_cost_usd")
+    # a card shows what was measured: no SLO attainment without an objective
     cards = [f'<div class="card"><div class="value">{_e(format_kpi(k, t.get(k)))}</div>'
-             f'<div class="label">{_e(kpi_label(k))}</div></div>' for k in keys if k in t]
+             f'<div class="label">{_e(kpi_label(k))}</div></div>'
+             for k in keys if t.get(k) is not None]
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -366,11 +368,12 @@ h3 { margin-top: 1.5em; }
 .meta { color: var(--muted); margin: 0; }
 nav { margin: 1em 0; display: flex; flex-wrap: wrap; gap: .4em 1.2em; }
 nav a { color: var(--accent); text-decoration: none; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: .7em;
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(12em, 1fr)); gap: .7em;
          margin: 1em 0; }
 .card { background: var(--bg); border: 1px solid var(--line); border-radius: 8px;
         padding: .7em .9em; }
-.card .value { font-size: 1.45em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card .value { font-size: 1.45em; font-weight: 600; font-variant-numeric: tabular-nums;
+               white-space: nowrap; }
 .card .label { color: var(--muted); font-size: .85em; }
 .findings li { margin: .3em 0; }
 table { border-collapse: collapse; margin: .5em 0; }

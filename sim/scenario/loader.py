@@ -214,7 +214,8 @@ def _check_references(spec: Scenario, folder: Path, check_files: bool) -> None:
         shape = _at(
             f"{prefix}.shape",
             lambda d=dep: build_shape(
-                d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder
+                d.model, d.shape, max_concurrency=d.max_concurrency, base_dir=folder,
+                serving_engine=d.serving_engine,
             ),
         )
         _at(f"{prefix}.region", inventory.candidates, dep.region, shape.accelerator)

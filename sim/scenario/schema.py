@@ -78,6 +78,12 @@ class DeploymentSpec(Spec):
     )
     autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
     max_concurrency: PositiveInt | None = Field(None, description="per replica")
+    serving_engine: str = Field(
+        "vllm", min_length=1,
+        description="the serving engine whose step-time profile prices iterations: vllm, "
+        "sglang, trtllm, or a profile file written by capsim calibrate (*.json, relative to "
+        "the scenario file)",
+    )
     max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
     max_num_batched_tokens: PositiveInt | None = Field(
         None,

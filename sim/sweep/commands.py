@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
+from sim.io.atomic import output_dir
 from sim.sweep.executors import Executor, make_executor
 from sim.sweep.plan import SweepPlan, load_sweep
 from sim.sweep.runner import SweepReport, run_sweep
@@ -43,9 +41,11 @@ def add_parsers(sub: Any) -> None:
                    metavar="KEY=VALUE", help="override a key of the base scenario")
     s.add_argument("--summary-only", action="store_true",
                    help="write each run's summary.json only, not its tables")
-    s.add_argument("--force", action="store_true", help="re-run finished runs too")
+    s.add_argument("--force", action="store_true",
+                   help="re-run finished runs too; write into --out even if capsim did not "
+                        "write it (nothing in it is deleted)")
     s.add_argument("--no-report", action="store_true",
-                   help="do not write report.html (and its plots) into the results directory")
+                   help="write no report.html (nor plots): neither the sweep's nor each run's")
     _executor_args(s)
     s.set_defaults(handler=sweep_command)
 
@@ -54,7 +54,10 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("files", nargs="*",
                    help=f"regression sweep files (default: {REGRESSION_DIR}/*.yaml)")
     b.add_argument("--out", default=str(BASELINE_DIR),
-                   help=f"where to write (default: {BASELINE_DIR}); one folder per file")
+                   help=f"where to write (default: {BASELINE_DIR}); one folder per file; "
+                        "a new folder, or one capsim wrote, which it replaces")
+    b.add_argument("--force", action="store_true",
+                   help="replace --out even if capsim did not write it")
     _executor_args(b)
     b.set_defaults(handler=baseline_command)
 
@@ -117,11 +120,11 @@ class _Progress:
 
 
 def _run(plan: SweepPlan, out: Path, executor: Executor, *, tables: bool, force: bool,
-         progress: bool) -> SweepReport:
+         progress: bool, report: bool = True) -> SweepReport:
     with ExitStack() as stack:
         bar = _Progress(plan.name, progress, stack)
-        return run_sweep(plan, out, executor=executor, tables=tables, force=force,
-                         on_start=bar.start, on_outcome=bar.outcome)
+        return run_sweep(plan, out, executor=executor, tables=tables, reports=report,
+                         force=force, on_start=bar.start, on_outcome=bar.outcome)
 
 
 def _print_points(report: SweepReport, plan: SweepPlan) -> None:
@@ -177,7 +180,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / f"{plan.name}-sweep"
     progress = not args.no_progress and sys.stderr.isatty()
     report = _run(plan, out, executor, tables=not args.summary_only, force=args.force,
-                  progress=progress)
+                  progress=progress, report=not args.no_report)
     _print_points(report, plan)
     if not args.no_report:
         _write_report(report, plan, args.file)
@@ -198,7 +201,21 @@ def regression_files(files: list[str]) -> list[Path]:
     return found
 
 
+class _BaselineFailed(Exception):
+    def __init__(self, failed: int):
+        super().__init__(f"{failed} run{'s' * (failed != 1)} failed")
+        self.failed = failed
+
+
 def baseline_command(args: argparse.Namespace) -> int:
+    try:
+        return _baseline(args)
+    except _BaselineFailed as err:  # nothing replaced: the old baseline stays
+        print(f"capsim: baseline not written: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def _baseline(args: argparse.Namespace) -> int:
     """Run every regression sweep afresh (summaries only) and replace ``--out`` in one go."""
     files = regression_files(args.files)
     plans = [(path.stem, load_sweep(path)) for path in files]  # validate all first
@@ -208,11 +225,9 @@ def baseline_command(args: argparse.Namespace) -> int:
                          + ", ".join(sorted({s for s in stems if stems.count(s) > 1})))
     executor = _executor(args)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     progress = not args.no_progress and sys.stderr.isatty()
-    try:
-        failed = 0
+    failed = 0
+    with output_dir(out, kind="baseline", force=args.force) as tmp:
         for stem, plan in plans:
             report = _run(plan, tmp / stem, executor, tables=False, force=True,
                           progress=progress)
@@ -220,19 +235,6 @@ def baseline_command(args: argparse.Namespace) -> int:
             print(f"{stem}: {len(plan.runs)} runs ({len(plan.points)} points × "
                   f"{len(plan.seeds)} seeds), {len(report.failed)} failed")
         if failed:
-            print(f"capsim: baseline not written: {failed} run{'s' * (failed != 1)} failed",
-                  file=sys.stderr)
-            shutil.rmtree(tmp, ignore_errors=True)
-            return EXIT_RUN_FAILED
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise _BaselineFailed(failed)
     print(f"baseline written to {out}/")
     return 0

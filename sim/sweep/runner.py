@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.io.atomic import ensure_dir
 from sim.sweep.executors import Executor, LocalExecutor, Runner
 from sim.sweep.plan import RunSpec, SweepPlan
 from sim.sweep.store import (
@@ -36,9 +37,10 @@ class SweepReport:
         return not self.failed
 
 
-def tasks_for(plan: SweepPlan, runs: list[RunSpec], tables: bool = True) -> list[RunTask]:
-    return [RunTask(r.run_id, r.seed, r.overrides, r.scenario, str(plan.base_dir), tables)
-            for r in runs]
+def tasks_for(plan: SweepPlan, runs: list[RunSpec], tables: bool = True,
+              report: bool = True) -> list[RunTask]:
+    return [RunTask(r.run_id, r.seed, r.overrides, r.scenario, str(plan.base_dir), tables,
+                    report) for r in runs]
 
 
 def run_sweep(
@@ -47,6 +49,7 @@ def run_sweep(
     *,
     executor: Executor | None = None,
     tables: bool = True,
+    reports: bool = True,
     force: bool = False,
     runner: Runner = execute,
     on_start: Callable[[int, int], None] | None = None,
@@ -55,11 +58,14 @@ def run_sweep(
     """Run every unfinished run of ``plan`` into ``out``; return what happened.
 
     ``tables=False`` writes only each run's ``summary.json`` (baselines, big
-    sweeps).  ``force`` re-runs finished runs too.  ``on_start(todo, skipped)``
-    and ``on_outcome(outcome)`` feed a progress display.  A run that fails is
-    recorded in ``failures.json`` and the summary table; the others go on.
+    sweeps); ``reports=False`` leaves out each run's ``report.html`` and plots.
+    ``force`` re-runs finished runs too, and writes into a folder capsim did
+    not write (deleting nothing in it); without it such a folder is refused.
+    ``on_start(todo, skipped)`` and ``on_outcome(outcome)`` feed a progress
+    display.  A run that fails is recorded in ``failures.json`` and the summary
+    table; the others go on.
     """
-    out = Path(out)
+    out = ensure_dir(Path(out), kind="sweep", force=force)
     write_manifest(out, plan)
     report = SweepReport(out)
     todo: list[RunSpec] = []
@@ -73,7 +79,7 @@ def run_sweep(
     executor = executor or LocalExecutor()
     try:
         if todo:
-            for _task, outcome in executor.map(runner, tasks_for(plan, todo, tables)):
+            for _task, outcome in executor.map(runner, tasks_for(plan, todo, tables, reports)):
                 if outcome.ok:
                     write_run(out, outcome)
                     outcome.files = {}  # written: do not hold every run's tables in memory

@@ -4,7 +4,7 @@ Layout (``OUT`` is ``--out``)::
 
     OUT/sweep.json                      the plan: name, axes, seeds, run ids and their overrides
     OUT/<run-id>/seed=<n>/summary.json  each run's summary (with its resolved scenario and seed)
-    OUT/<run-id>/seed=<n>/requests.parquet, timeline.parquet, billing.csv
+    OUT/<run-id>/seed=<n>/...          the files of ``capsim run`` (sim.io.write_run)
     OUT/summary.parquet, summary.csv    one row per run: axes, seed, status, every KPI
     OUT/failures.json                   runs that failed in the last invocation, with tracebacks
 
@@ -16,10 +16,8 @@ plan; re-running a sweep skips finished runs.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,8 @@ from typing import Any
 import pandas as pd
 
 from sim.errors import InputError
-from sim.metrics.summary import KPI_KEYS
+from sim.io.atomic import atomic_file, output_dir
+from sim.metrics.kpis import KPI_KEYS
 from sim.sweep.plan import RunSpec, SweepPlan
 from sim.sweep.worker import SUMMARY, TABLE_FILES, RunOutcome, json_safe
 
@@ -64,21 +63,10 @@ def is_finished(out: Path, run: RunSpec, tables: bool = True) -> bool:
     return not tables or all((folder / name).is_file() for name in TABLE_FILES)
 
 
-def _atomic_text(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(out: Path, plan: SweepPlan) -> None:
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_normal(plan.manifest()), indent=2) + "\n"
-    _atomic_text(out / MANIFEST, text.encode())
+    atomic_file(out / MANIFEST, text.encode())
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -98,21 +86,9 @@ def read_manifest(out: Path) -> dict[str, Any]:
 def write_run(out: Path, outcome: RunOutcome) -> Path:
     """Write one finished run's files into ``OUT/<run-id>/seed=<n>/`` in one rename."""
     final = run_dir(out, outcome.run_id, outcome.seed)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with output_dir(final, kind="run", force=True) as tmp:
         for name, data in outcome.files.items():
             (tmp / name).write_bytes(data)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
-            os.replace(final, old / final.name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
@@ -123,7 +99,7 @@ def write_failures(out: Path, failures: Sequence[RunOutcome]) -> None:
         return
     rows = [{"run_id": f.run_id, "seed": f.seed, "error": f.error, "traceback": f.traceback}
             for f in failures]
-    _atomic_text(path, (json.dumps(rows, indent=2) + "\n").encode())
+    atomic_file(path, (json.dumps(rows, indent=2) + "\n").encode())
 
 
 def _axis_column(values: list[Any]) -> list[Any]:
@@ -180,18 +156,10 @@ def summary_table(
 
 def write_summary_table(out: Path, table: pd.DataFrame) -> None:
     """``summary.parquet`` and ``summary.csv``, each replaced in one rename."""
-    for name, write in ((SUMMARY_PARQUET, "parquet"), (SUMMARY_CSV, "csv")):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-        os.close(fd)
-        try:
-            if write == "parquet":
-                table.to_parquet(tmp, index=False)
-            else:
-                table.to_csv(tmp, index=False)
-            os.replace(tmp, out / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    atomic_file(out / SUMMARY_PARQUET, buf.getvalue())
+    atomic_file(out / SUMMARY_CSV, table.to_csv(index=False).encode())
 
 
 def read_summary(out: str | Path) -> pd.DataFrame:

@@ -9,16 +9,15 @@ ran the run.  Kept small so that worker processes import little beyond
 
 from __future__ import annotations
 
-import io
-import json
-import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-SUMMARY = "summary.json"
-TABLE_FILES = ("requests.parquet", "timeline.parquet", "billing.csv")
+from sim.io.run import SUMMARY, TABLE_FILES, json_safe, summary_bytes
+
+__all__ = ["SUMMARY", "TABLE_FILES", "RunOutcome", "RunTask", "execute", "json_safe",
+           "summary_bytes", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,7 @@ class RunTask:
     scenario: dict[str, Any]
     base_dir: str
     tables: bool = True
+    report: bool = True
 
     @property
     def key(self) -> tuple[str, int]:
@@ -57,41 +57,17 @@ class RunOutcome:
         return (self.run_id, self.seed)
 
 
-def json_safe(value: Any) -> Any:
-    """NaN and ±inf become ``null``, as in ``capsim run``'s ``summary.json``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def summary_bytes(summary: dict[str, Any]) -> bytes:
-    return (json.dumps(json_safe(summary), indent=2) + "\n").encode()
-
-
-def _parquet(df: Any) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
 def execute(task: RunTask) -> RunOutcome:
     """Run one task; never raises — an exception becomes the outcome's error."""
     t0 = time.perf_counter()
     try:
         import sim
+        from sim.io.run import encode_run
         from sim.scenario.loader import load_scenario
 
         result = sim.run(load_scenario(task.scenario, base_dir=task.base_dir))
-        summary = {"run_id": task.run_id, "overrides": task.overrides, **result.summary}
-        files = {SUMMARY: summary_bytes(summary)}
-        if task.tables:
-            files["requests.parquet"] = _parquet(result.requests)
-            files["timeline.parquet"] = _parquet(result.timeline)
-            files["billing.csv"] = result.billing.to_csv(index=False).encode()
+        files = encode_run(result, tables=task.tables, report=task.tables and task.report,
+                           extra_summary={"run_id": task.run_id, "overrides": task.overrides})
     except Exception as exc:
         return RunOutcome(
             task.run_id,
@@ -123,6 +99,6 @@ WARM_UP_SCENARIO: dict[str, Any] = {
 def warm_up() -> None:
     """Run a one-minute simulation and encode its tables, so that the engine's compiled
     kernel is loaded and every module a run needs (pyarrow's Parquet writer…) imported."""
-    outcome = execute(RunTask("warm-up", 0, {}, WARM_UP_SCENARIO, "."))
+    outcome = execute(RunTask("warm-up", 0, {}, WARM_UP_SCENARIO, ".", report=False))
     if not outcome.ok:
         raise RuntimeError(outcome.error)

@@ -16,6 +16,7 @@ from sim.workload.arrivals import (
     sample_poisson,
 )
 from sim.workload.base import Workload
+from sim.workload.fingerprint import TrafficFingerprint
 from sim.workload.lengths import Column, LengthDistribution, length_distribution
 from sim.workload.prefixes import draw_turns, session_workload
 from sim.workload.spec import EmpiricalLength, LengthSpec, TraceArrivals, TrafficSpec
@@ -102,6 +103,8 @@ class WorkloadStream:
         self._next_window = 0
         self._buffer = Workload.empty()
         self._taken_until = 0.0
+        # what has been taken so far (sim.workload.fingerprint): the summary's traffic hash
+        self.fingerprint = TrafficFingerprint()
 
     def window(self, k: int) -> Workload:
         """The requests of window ``k`` (with sessions: of the sessions that start in it,
@@ -154,7 +157,9 @@ class WorkloadStream:
         cut = int(np.searchsorted(joined.arrival_s, t1, side="left"))
         self._buffer = joined.slice(cut, len(joined))
         self._taken_until = t1
-        return joined.slice(0, cut)
+        taken = joined.slice(0, cut)
+        self.fingerprint.add(taken.arrival_s, taken.input_tokens, taken.output_tokens)
+        return taken
 
 
 def generate(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sim.cli import main
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT / "scenarios" / "traces" / "AzureLLMInferenceTrace_conv.csv"

@@ -49,7 +49,8 @@ def test_compare_exits_0_on_a_reseeded_identical_run(sweeps, capsys):
 
 def test_compare_tolerance_option(sweeps, capsys):
     args = ["compare", str(sweeps["base"]), str(sweeps["worse"])]
-    offs = [f"--tolerance={m}=off" for m in ("ttft_p99_s", "tpot_p99_s", "e2e_p99_s")]
+    offs = [f"--tolerance={m}=off" for m in ("ttft_p99_s", "tpot_p99_s", "e2e_p99_s",
+                                             "user_ttft_p99_s", "user_e2e_p99_s")]
     assert main([*args, *offs]) == 0
     capsys.readouterr()
     assert main([*args, "--tolerance", "ttft_p99=5%"]) == 2
@@ -75,7 +76,7 @@ def test_baseline_writes_a_suite_that_compares_with_itself(tmp_path, capsys):
              write_sweep(tmp_path / "b.yaml", name="bee", sweep={REPLICAS: [1, 2]})]
     out = tmp_path / "baseline"
     assert main(["baseline", *map(str, files), "--out", str(out), "--workers", "2"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a", "b"]
+    assert sorted(p.name for p in out.iterdir()) == [".capsim-manifest.json", "a", "b"]
     assert {p.name for p in out.rglob("*.parquet")} == {"summary.parquet"}  # no tables
     assert main(["baseline", *map(str, files), "--out", str(tmp_path / "new"),
                  "--workers", "1"]) == 0

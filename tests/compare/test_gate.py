@@ -119,6 +119,51 @@ def test_what_is_under_test_may_change(base, tmp_path):
     assert compare(base, tmp_path / "new").rows
 
 
+def _edit_summaries(root, change):
+    for path in sorted(root.glob("*/seed=*/summary.json")):
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+
+
+def test_runs_whose_traffic_differs_are_not_paired(base, tmp_path):
+    assert compare(base, base).exit_code == 0  # the same fingerprints pair
+    changed = tmp_path / "changed"
+    shutil.copytree(base, changed)
+    # What a change in how traffic is seeded leaves: same scenario, same seeds, other requests.
+    _edit_summaries(changed, lambda d: d["traffic_fingerprint"].__setitem__("chat", "b2-00"))
+    with pytest.raises(InputError, match="simulated different traffic for deployment 'chat'"):
+        compare(base, changed)
+    old = tmp_path / "old"
+    shutil.copytree(base, old)
+    _edit_summaries(old, lambda d: d.pop("traffic_fingerprint"))
+    with pytest.raises(InputError, match=r"BASE .* has no traffic fingerprint"):
+        compare(old, base)
+
+
+def test_the_fingerprint_is_that_of_the_generated_requests():
+    import sim
+    from sim.engine.rng import seed_sequence
+    from sim.workload.fingerprint import fingerprint
+    from sim.workload.generate import generate
+
+    for seed in (1, 2):
+        doc = sweep_doc(seed=seed, duration="90m")  # two hourly windows of generation
+        doc["deployments"][0]["traffic"]["arrivals"]["rps"] = 2
+        loaded = sim.load_scenario(doc)
+        dep = loaded.spec.deployments[0]
+        work = generate(dep.traffic, loaded.spec.duration,
+                        seed_sequence(seed, "deployment", dep.name, "traffic"))
+        fps = {chunk: sim.run(loaded, chunk_s=chunk).summary["traffic_fingerprint"]
+               for chunk in (600.0, None)}
+        expected = fingerprint(work.arrival_s, work.input_tokens, work.output_tokens)
+        assert fps[600.0] == fps[None] == {dep.name: expected}
+    one = fingerprint(work.arrival_s, work.input_tokens, work.output_tokens)
+    shifted = fingerprint(work.arrival_s + 1e-9, work.input_tokens, work.output_tokens)
+    assert one != shifted and one != fingerprint(work.arrival_s, work.output_tokens,
+                                                 work.input_tokens)
+
+
 def test_a_missing_run_is_refused(base, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(base, copy)

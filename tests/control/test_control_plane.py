@@ -203,3 +203,48 @@ def test_same_seed_same_faults(tmp_path):
     doc = scenario(dep, faults={"replica_mtbf": "5m"})
     a, b = sim.run(doc), sim.run(doc)
     assert np.array_equal(a.billing["end_s"], b.billing["end_s"])
+
+
+def late_traffic(start_s: float) -> dict[str, Any]:
+    """No request before ``start_s``, then one minute of 1 req/s."""
+    return {"arrivals": {"kind": "spikes", "base_rps": 0,
+                         "spikes": [{"at": f"{start_s:g}s", "duration": "1m", "rps": 1}]},
+            "input_tokens": {"kind": "fixed", "value": 100},
+            "output_tokens": {"kind": "fixed", "value": 20}}
+
+
+# the policies that may rest at zero from the start (the HPA and target tracking keep one
+# replica; a new Knative revision starts at its initial scale, 1)
+@pytest.mark.parametrize("policy", ["fireworks", "keda", "ray_serve", "predictive"])
+def test_scale_to_zero_starts_nothing_before_the_first_request(policy):
+    """min_replicas 0, first request at 3 h: no replica before it, no cost before it."""
+    autoscaler: dict[str, Any] = {"policy": policy}
+    if policy == "keda":
+        autoscaler["triggers"] = [{"metric": "concurrent_requests", "threshold": 10}]
+    start = 3 * 3600.0
+    res = sim.run(scenario(deployment("", autoscaler=autoscaler, traffic=late_traffic(start)),
+                           duration="200m"))
+    tl = res.timeline
+    before = tl[tl["t_end"] <= start]
+    assert before["desired_replicas"].max() == 0
+    assert before["gpus_allocated"].max() == 0
+    total = res.summary["total"]
+    assert total["requests"] > 0 and total["ok"] > 0  # the first ones meet the cold start
+    assert res.requests["arrival_s"].min() >= start
+    lines = res.billing[res.billing["kind"] == "on_demand"]
+    assert len(lines) >= 1 and lines["start_s"].min() >= start + 60.0  # cold start of 60 s
+    # pinned to one datacenter: the catalog price × the region premium
+    price = (sim.catalog.get_accelerator("H100_80GB").usd_per_gpu_hour
+             * res.summary["scenario"]["billing"]["region_premium"])
+    seconds = float((lines["end_s"] - lines["start_s"]).sum())
+    assert total["cost_usd"] == pytest.approx(seconds * price / 3600, abs=0.005)
+    assert total["cost_usd"] <= 20 / 60 * price + 0.005  # at most the 20 minutes after it
+
+
+def test_scale_to_zero_bills_zero_for_zero_requests():
+    res = sim.run(scenario(deployment("", traffic=late_traffic(3 * 3600.0)), duration="2h"))
+    total = res.summary["total"]
+    assert total["requests"] == 0
+    assert total["cold_starts"] == 0 and total["gpu_seconds"] == 0
+    assert round(total["cost_usd"], 2) == 0.00
+    assert res.timeline["gpus_allocated"].max() == 0

@@ -49,31 +49,30 @@ def test_stored_without_outputs(path: Path):
 def test_compare_shapes_concludes_from_its_results():
     facts_cell = (
         "import json\n"
-        "print(json.dumps({'found': found, 'estimate': estimate, 'cost': {\n"
-        "    p: float(table[(table['preset'] == p) & (table['replicas'] == found[p])]\n"
-        "             ['USD per 1M tokens'].iloc[0]) for p in ok}}))"
+        "b = result.best\n"
+        "print(json.dumps({'best': b and b.config.describe(),\n"
+        "    'cost': b and b.mean('cost_per_hour'),\n"
+        "    'serverless': b and b.mean('serverless_per_hour'),\n"
+        "    'dropped': {f.shape_label: f.pruned for f in result.families if f.pruned},\n"
+        "    'holds': b is not None and b.feasible}))"
     )
     nb = _execute(ROOT / "notebooks" / "compare_shapes.ipynb", extra=facts_cell)
     facts = json.loads(nb.cells[-1].outputs[-1]["text"])
     (conclusion,) = _outputs(nb, "text/markdown")
-    assert len(_outputs(nb, "image/png")) == 3  # shape comparison, timeline, TPOT CDFs
-    found, cost = facts["found"], facts["cost"]
-    assert set(found) == {"minimal", "throughput", "fast"}
-    assert all(n is None or n >= 1 for n in found.values())
-    if cost:
-        cheapest = min(cost, key=cost.__getitem__)
-        assert conclusion.startswith(
-            f"The cheapest shape that meets the SLO (p99 TTFT ≤ 2 s and p99 TPOT ≤ 100 ms) "
-            f"is **{cheapest}**")
-        assert f"with {found[cheapest]} replica" in conclusion
-        assert f"${cost[cheapest]:.2f} per 1M tokens" in conclusion
+    if facts["best"] is None:
+        assert conclusion.startswith("No shape holds the SLO")
+        assert len(_outputs(nb, "image/png")) == 1  # the Pareto plot
     else:
-        assert conclusion.startswith("No shape meets the SLO")
-    for preset, n in found.items():
-        if n is None:
-            assert f"**{preset}** does not meet it" in conclusion
-        elif n != facts["estimate"][preset]:
-            assert f"For **{preset}**, the throughput model's estimate" in conclusion
+        assert facts["holds"]
+        assert len(_outputs(nb, "image/png")) == 2  # the Pareto plot, the timeline
+        assert conclusion.startswith(
+            "The cheapest configuration that holds the SLO (p99 TTFT ≤ 2 s and p99 TPOT ≤ "
+            f"100 ms) on 2 fresh seeds is **{facts['best']}**: ${facts['cost']:,.2f} per hour")
+        if facts["serverless"] is not None:
+            side = "cheaper than" if facts["cost"] < facts["serverless"] else "dearer than"
+            assert f"${facts['serverless']:,.2f} per hour — dedicated is {side}" in conclusion
+    for shape, why in facts["dropped"].items():
+        assert f"**{shape}** is ruled out before simulating: {why}" in conclusion
 
 
 def test_serverless_vs_ondemand_concludes_from_its_results():

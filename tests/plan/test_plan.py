@@ -14,6 +14,7 @@ import sim
 from sim.cli import main
 from sim.plan import plan, plan_document
 from tests.conftest import queue_scenario, write_curve
+from tests.sweep.test_dask_cluster import cluster  # noqa: F401  (a fixture)
 
 SLO_S = 0.65  # between the Erlang C tails of 7 and 8 servers at 4 erlangs (see below)
 
@@ -157,3 +158,23 @@ def test_bad_plan_is_one_line_and_writes_nothing(curve, tmp_path, capsys):
     path.write_text(yaml.safe_dump(doc))
     assert main(["plan", str(path), "--out", str(out)]) == 2
     assert "no plan: section" in capsys.readouterr().err
+
+
+def test_validate_and_run_know_a_plan_file(curve, tmp_path, capsys):
+    path = tmp_path / "mmc.yaml"
+    path.write_text(yaml.safe_dump(mmc_doc(curve, policies=["static", "fireworks"])))
+    assert main(["validate", str(path)]) == 0
+    assert "valid plan 'queue': 1 shape × 2 policies × 1 region = 2 families" in \
+        capsys.readouterr().out
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert "a plan: section is for capsim plan" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a scheduler and two workers start: about a minute on 2 shared cores
+def test_a_dask_cluster_gives_the_same_plan(curve, cluster):  # noqa: F811
+    from sim.sweep import DaskExecutor
+
+    doc = mmc_doc(curve, duration="30m")
+    local = plan_document(plan(doc))
+    on_dask = plan_document(plan(doc, executor=DaskExecutor(cluster)))
+    assert on_dask == local and local["recommendation"] is not None

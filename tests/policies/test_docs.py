@@ -74,14 +74,14 @@ def test_the_generator_on_a_tiny_case(tmp_path: Path):
     assert len(lines) == 2 + 3
     static = [c.strip() for c in lines[2].strip("|").split("|")]
     assert static[0] == "`static`"
-    assert static[5] == f"{2 * 180 / 3600:.2f}"  # two replicas for 3 minutes, in GPU-hours
-    assert static[8] == "2"
+    assert static[6] == f"{2 * 180 / 3600:.2f}"  # two replicas for 3 minutes, in GPU-hours
+    assert static[9] == "2"
     doc = tmp_path / "doc.md"
-    doc.write_text(f"intro\n{compare.BEGIN}\nold\n{compare.END}\noutro\n")
+    doc.write_text(f"intro\n{compare.BEGIN}\nOLD-TABLE\n{compare.END}\noutro\n")
     assert compare.main(["--check", "--doc", str(doc), "--scenarios", str(tmp_path)]) == 1
     assert compare.main(["--write", "--doc", str(doc), "--scenarios", str(tmp_path)]) == 0
     assert compare.main(["--check", "--doc", str(doc), "--scenarios", str(tmp_path)]) == 0
     text = doc.read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "OLD-TABLE" not in text
     with pytest.raises(ValueError, match="markers"):
         compare.splice("no markers", "x")

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import sim
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.results import Result
 
 ROOT = Path(__file__).resolve().parents[2]

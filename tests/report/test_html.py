@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.metrics.summary import KPI_KEYS
+from sim.metrics.kpis import KPI_KEYS
 from sim.report import format as fmt
 from sim.report.html import (
     render_report,
@@ -76,7 +76,7 @@ def test_findings_are_computed_from_the_summary():
     res = handmade()
     t = res.summary["total"]
     t |= {"requests": 400, "ok": 380, "failed": 20, "http_503": 60, "http_429": 12,
-          "retries": 50, "ttft_p99_s": 2.5, "slo_attainment": 0.9, "cost_usd": 10.0,
+          "retries": 50, "user_ttft_p99_s": 2.5, "slo_attainment": 0.9, "cost_usd": 10.0,
           "serverless_cost_usd": 40.0, "gpu_seconds": 7200.0, "utilization": 0.5,
           "cost_per_million_tokens_usd": 1.25, "mean_ready_replicas": 1.5,
           "max_ready_replicas": 3, "cold_starts": 2, "pending_replica_seconds": 30.0}
@@ -94,7 +94,7 @@ def test_findings_are_computed_from_the_summary():
         "1.50 replicas ready on average, at most 3; 2 cold starts; replicas waited 30 s in "
         "total for GPUs.",
     ]
-    t |= {"ok": 400, "failed": 0, "slo_attainment": 0.995, "ttft_p99_s": 0.5}
+    t |= {"ok": 400, "failed": 0, "slo_attainment": 0.995, "user_ttft_p99_s": 0.5}
     lines = fmt.findings(res.summary)
     assert fmt.service_warnings(res.summary) == []
     assert lines[0].startswith("400 requests: 400 ok")

@@ -12,11 +12,10 @@ import pytest
 from ddsketch import DDSketch
 
 import sim
-from sim.metrics.stream import RELATIVE_ACCURACY, Sketch
+from sim.metrics.stream import PERCENTILES, RELATIVE_ACCURACY, Sketch
 
 ROOT = Path(__file__).resolve().parents[2]
-PERCENTILE_KEYS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s",
-                   "e2e_p50_s", "e2e_p99_s")
+PERCENTILE_KEYS = tuple(key for key, _, _ in PERCENTILES)
 
 
 def test_vectorised_sketch_buckets_values_as_ddsketch_does():

@@ -35,7 +35,7 @@ def test_sweep_summary_only_and_set(tmp_path, capsys):
                  "--set", "duration=2m", "--workers", "1"]) == 0
     assert not (out / "report.html").exists()
     folder = out / "base" / "seed=5"
-    assert [p.name for p in folder.iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [".capsim-manifest.json", "summary.json"]
     assert pd.read_parquet(out / "summary.parquet")["simulated_s"].iloc[0] >= 120
 
 

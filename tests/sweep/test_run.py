@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.metrics.summary import KPI_KEYS
+from sim.io import MANIFEST
+from sim.metrics.kpis import KPI_KEYS
 from sim.sweep import (
     LocalExecutor,
     SerialExecutor,
@@ -45,8 +46,11 @@ def test_pool_writes_one_folder_per_run_and_seed(plan, pooled):
     for run in plan.runs:
         folder = run_dir(out, run.run_id, run.seed)
         assert folder.name == f"seed={run.seed}"
-        assert {p.name for p in folder.iterdir()} == {
-            "summary.json", "requests.parquet", "timeline.parquet", "billing.csv"}
+        names = {p.name for p in folder.iterdir()}
+        # the files of `capsim run` (sim.io.write_run), report included, and the manifest
+        assert names >= {"summary.json", "requests.parquet", "timeline.parquet", "billing.csv",
+                         "allocation.parquet", "report.html", "timeline.png", MANIFEST}
+        assert json.loads((folder / MANIFEST).read_text())["files"] == sorted(names - {MANIFEST})
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["run_id"] == run.run_id and summary["seed"] == run.seed
         assert summary["overrides"] == run.overrides
@@ -122,8 +126,8 @@ def test_summary_only_writes_no_tables(plan, tmp_path):
     report = run_sweep(plan, tmp_path, executor=SerialExecutor(), tables=False)
     assert report.ok
     for run in plan.runs:
-        assert [p.name for p in run_dir(tmp_path, run.run_id, run.seed).iterdir()] == [
-            "summary.json"]
+        assert sorted(p.name for p in run_dir(tmp_path, run.run_id, run.seed).iterdir()) == [
+            MANIFEST, "summary.json"]
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(plan, tmp_path):

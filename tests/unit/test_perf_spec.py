@@ -44,12 +44,16 @@ def test_build_from_spec_mapping_and_preset():
 def test_speculative_and_scaling_override():
     spec = {"accelerator": "H200_141GB", "count": 4, "precision": "FP8",
             "speculative": {"kind": "ngram", "acceptance_rate": 0.6},
-            "scaling": {"sigma": 0.0, "kappa": 0.0}}
+            "scaling": {"sigma": 0.2, "kappa": 0.0}}
     s = build_shape(L70, spec)
     assert s.speculative is not None and s.speculative.tokens == 4  # Fireworks' typical value
-    assert s.scaling.capacity(4) == 4.0
+    assert s.scaling.capacity(4) == pytest.approx(4 / 1.6)
+    # the default vllm profile prices tensor parallelism by its all-reduces, not the USL
     plain = build_shape(L70, {"accelerator": "H200_141GB", "count": 4, "precision": "FP8"})
-    assert plain.scaling.capacity(4) < 4.0
+    assert plain.scaling.capacity(4) == 4.0 and plain._roofline.comm_time(1) > 0.0
+    trt = build_shape(L70, {"accelerator": "H200_141GB", "count": 4, "precision": "FP8"},
+                      serving_engine="trtllm")
+    assert trt.scaling.capacity(4) < 4.0
 
 
 def test_curve_path_relative_to_base_dir(tmp_path):
