@@ -13,6 +13,10 @@ Routing, admission, the router queue and client retries are the same for
 both engines; what a replica does with the requests it admitted is either
 :mod:`sim.engine.fast` (processor sharing, a handful of events per request)
 or :mod:`sim.engine.exact` (every iteration, as vLLM v1 schedules them).
+The deployment's router (:mod:`sim.engine.routers`) picks the replica; each
+replica's prefix cache (:mod:`sim.engine.prefix_cache`) is consulted when a
+request is admitted (:func:`sim.engine.service.admit`), filled when a prompt's
+prefill ends and unpinned when a request leaves.
 
 Requests a real server refuses: when prompt + output exceed the model's
 context length, or one replica's whole KV cache, the request ends at once as
