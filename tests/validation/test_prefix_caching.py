@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +125,7 @@ def run_engine(w: Any, kv: int, replicas: int = 1, router: str = "least_loaded",
     s.run()
     from sim.metrics.stream import Finished
     f = Finished.concat(rows)
-    ttft, _, _ = f.latencies()
+    ttft = f.latencies()["ttft"]
     return pd.DataFrame({"cached": f.cached, "inp": f.inp, "ttft": ttft, "replica": f.replica,
                          "status": f.status})
 
@@ -278,3 +281,41 @@ def test_fast_and_exact_engines_agree_on_a_trace_with_prefix_reuse(tmp_path, rou
         assert fast[key] == pytest.approx(exact[key], rel=0.10), key
     for key in ("ttft_p99_s", "e2e_p99_s"):
         assert fast[key] == pytest.approx(exact[key], rel=0.15), key
+
+
+_BOTH_MODES = """
+import hashlib, sys, sim
+traffic = {
+    "arrivals": {"kind": "poisson", "rps": 0.3},
+    "input_tokens": {"kind": "lognormal", "median": 300, "p90": 900},
+    "output_tokens": {"kind": "exponential", "mean": 60},
+    "sessions": {"turns": {"kind": "exponential", "mean": 4}, "think_time": "10s"},
+    "system_prompts": {"count": 3, "tokens": 1600, "zipf": 1.0},
+}
+h = hashlib.sha256()
+for engine, router in (("fast", "prefix_aware"), ("exact", "session"), ("fast", "random")):
+    doc = {"name": "modes", "seed": 2, "duration": "2m", "engine": engine,
+           "deployments": [{"name": "d", "model": "llama-v3p1-8b-instruct",
+                            "min_replicas": 3, "max_replicas": 3,
+                            "autoscaler": {"policy": "static", "replicas": 3},
+                            "router": router, "traffic": traffic}]}
+    r = sim.run(doc, chunk_s=float(sys.argv[1]) if sys.argv[1] != "all" else None)
+    h.update(r.requests.to_csv().encode())
+    h.update(r.timeline.to_csv().encode())
+print(h.hexdigest(), sim.engine.kernel.JIT)
+"""
+
+
+@pytest.mark.slow
+def test_compiled_and_pure_python_agree_with_prefix_caching():
+    """Caching, routers and sessions give identical tables compiled or as plain Python,
+    with all arrivals at once or in windows of 30 s."""
+    root = Path(__file__).resolve().parents[2]
+    outs = []
+    for flag, chunk in (("", "all"), ("1", "30")):
+        env = {**os.environ, "CAPSIM_NO_JIT": flag, "PYTHONPATH": str(root)}
+        proc = subprocess.run([sys.executable, "-c", _BOTH_MODES, chunk], env=env, cwd=root,
+                              capture_output=True, text=True, check=True)
+        outs.append(proc.stdout.split())
+    assert outs[1][1] == "False"
+    assert outs[0][0] == outs[1][0]
