@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from sim.report.format import seconds_text, usd_text
 from sim.results import Result
 from sim.units import parse_duration
 
@@ -128,20 +129,6 @@ def _labels(results: Sequence[Result], labels: Sequence[str] | None) -> list[str
 
 def _as_results(results: Result | Sequence[Result]) -> list[Result]:
     return [results] if isinstance(results, Result) else list(results)
-
-
-def _usd(value: float) -> str:
-    if abs(value) >= 100:
-        return f"${value:,.0f}"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.3g}"
-
-
-def _seconds_text(value: float) -> str:
-    if value < 1:
-        return f"{value * 1000:.3g} ms"
-    return f"{value:.3g} s"
 
 
 def _note(ax: Axes, text: str) -> None:
@@ -304,16 +291,26 @@ def _replica_panel(ax: Axes, name: str, rows: pd.DataFrame, scale: float) -> Non
 # --------------------------------------------------------------------------- latency
 
 
+MAX_CDF_REQUESTS = 200_000
+
+
 def _latency_values(result: Result, metric: str, deployment: str | None = None) -> np.ndarray:
-    """``metric`` of ok requests that arrived after the warm-up (as the summary uses)."""
-    reqs = result.requests
+    """``metric`` of ok requests that arrived after the warm-up (as the summary uses).
+
+    A large run is plotted from a uniform sample of at most ``MAX_CDF_REQUESTS``
+    requests (every k-th in arrival order, or the sample a streamed run kept):
+    a CDF drawn from 200,000 points is indistinguishable from one of millions.
+    """
+    reqs = result.request_rows
     if reqs.empty:
         return np.empty(0)
-    keep = reqs["status"].astype(str).to_numpy() == "ok"
+    if len(reqs) > MAX_CDF_REQUESTS:
+        reqs = reqs.iloc[:: -(-len(reqs) // MAX_CDF_REQUESTS)]
+    keep = (reqs["status"] == "ok").to_numpy(bool, copy=True)
     warmup = _seconds(result.scenario.get("warmup")) or 0.0
     keep &= reqs["arrival_s"].to_numpy(float) >= warmup
     if deployment is not None:
-        keep &= reqs["deployment"].astype(str).to_numpy() == deployment
+        keep &= (reqs["deployment"] == deployment).to_numpy(bool)
     sel = reqs[keep]
     if metric == "queue_wait_s" and metric not in sel.columns:
         values = (sel["start_s"] - sel["attempt_s"]).to_numpy(float)
@@ -354,15 +351,15 @@ def latency_cdf(
         x, y = _cdf_points(values)
         p99 = float(np.percentile(values, 99))
         ax.plot(x, y, color=colour, linewidth=1.6,
-                label=f"{label}: p50 {_seconds_text(float(np.median(values)))}, "
-                      f"p99 {_seconds_text(p99)}")
+                label=f"{label}: p50 {seconds_text(float(np.median(values)))}, "
+                      f"p99 {seconds_text(p99)}")
     positive = all(v[0] > 0 for _, v in drawn)
     if drawn and positive:
         ax.set_xscale("log")
     slo = _common_slo(runs, metric)
     if slo is not None:
         ax.axvline(slo, color="#c44e52", linestyle=":", linewidth=1.5,
-                   label=f"SLO: p99 ≤ {_seconds_text(slo)}")
+                   label=f"SLO: p99 ≤ {seconds_text(slo)}")
     if drawn:
         ax.axhline(0.99, color="#888888", linewidth=0.8, linestyle="--")
         ax.text(1.0, 0.99, " p99", transform=ax.get_yaxis_transform(), va="center",
@@ -443,7 +440,7 @@ def cost_breakdown(
                        ncols=len(handles), fontsize="small")
     total = sum(float(r.billing["cost_usd"].sum()) for r in runs if "cost_usd" in r.billing)
     who = _name(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
-    fig.suptitle(f"{who}: cost breakdown (total {_usd(total)})", fontsize="x-large")
+    fig.suptitle(f"{who}: cost breakdown (total {usd_text(total)})", fontsize="x-large")
     return fig
 
 
@@ -501,7 +498,7 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
         left += values
     for yi, value in zip(y, left, strict=True):
         share = f" ({value / total:.0%})" if total > 0 else ""
-        ax.text(value, yi + offset, f" {_usd(value)}{share}", va="center", fontsize="small")
+        ax.text(value, yi + offset, f" {usd_text(value)}{share}", va="center", fontsize="small")
     if serverless:
         values = np.array([serverless.get(c, np.nan) for c in table.index])
         priced = ~np.isnan(values)
@@ -509,7 +506,7 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
                 edgecolor=_PRICING_COLOURS["serverless"], hatch="///",
                 label="serverless price of the same tokens")
         for yi, value in zip(y[priced], values[priced], strict=True):
-            ax.text(value, yi - offset, f" {_usd(value)}", va="center", fontsize="small",
+            ax.text(value, yi - offset, f" {usd_text(value)}", va="center", fontsize="small",
                     color=_PRICING_COLOURS["serverless"])
     ax.set_yticks(y, [str(c) for c in table.index])
 
@@ -534,7 +531,7 @@ def _cost_by_run(ax: Axes, runs: Sequence[Result], names: Sequence[str], dim: st
         ax.barh(y, values, height=0.6, left=left, color=colour, label=str(cat))
         left += values
     for yi, value in zip(y, left, strict=True):
-        ax.text(value, yi, f" {_usd(value)}", va="center", fontsize="small")
+        ax.text(value, yi, f" {usd_text(value)}", va="center", fontsize="small")
     if dim == "deployment":
         serverless = [(res.summary.get("total") or {}).get("serverless_cost_usd") for res in runs]
         points = [(yi, s) for yi, s in zip(y, serverless, strict=True) if s is not None]
@@ -717,8 +714,9 @@ def shape_comparison(
     ``name``, ``scenario``, ``run_id`` it has, else the index).  Rows with the
     same label (seeds) are averaged, with bars from their minimum to maximum.
     The TTFT objective (``slo_s``, else the runs' common ``slo.ttft_p99``) is
-    a vertical line; the frontier joins the points no other point beats on
-    both cost and latency.
+    a vertical line, and points beyond it are crossed out; the frontier joins
+    the points that meet it and that no other such point beats on both cost
+    and latency.
     """
     if isinstance(results_or_table, pd.DataFrame):
         table = results_or_table.copy()
@@ -758,14 +756,19 @@ def shape_comparison(
         ax.errorbar(x, y, xerr=[x - stats[(_X, "min")], stats[(_X, "max")] - x],
                     yerr=[y - stats[(_Y, "min")], stats[(_Y, "max")] - y], fmt="none",
                     ecolor="#555555", elinewidth=1, capsize=3, zorder=2)
+    meets = x <= slo_s if slo_s is not None else np.ones(len(x), dtype=bool)
+    if not meets.all():
+        ax.scatter(x[~meets], y[~meets], s=160, marker="x", color="#c44e52", zorder=4,
+                   label="misses the TTFT objective")
     ax.scatter(x, y, s=90, c=colours, edgecolors="black", zorder=3)
-    front = _frontier(x, y)
+    kept = np.flatnonzero(meets)
+    front = kept[_frontier(x[kept], y[kept])]
     if len(front) > 1:
         ax.plot(x[front], y[front], color="#555555", linestyle="-", linewidth=1, zorder=1,
-                label="frontier: nothing is both cheaper and faster")
+                label="frontier: nothing that meets the objective is both cheaper and faster")
     if slo_s is not None:
         ax.axvline(slo_s, color="#c44e52", linestyle=":", linewidth=1.5,
-                   label=f"TTFT objective: p99 ≤ {_seconds_text(slo_s)}")
+                   label=f"TTFT objective: p99 ≤ {seconds_text(slo_s)}")
         ax.axvspan(slo_s, max(float(x.max()), slo_s) * 10, color="#c44e52", alpha=0.06)
     lo, hi = float(min(x.min(), slo_s or x.min())), float(max(x.max(), slo_s or x.max()))
     if lo > 0 and hi / lo > 20:

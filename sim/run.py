@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -15,11 +15,12 @@ from sim import __version__, catalog
 from sim.billing.rules import billing_table
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
+from sim.estimate import estimate
 from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.stream import Finished, RequestStats
-from sim.metrics.summary import Measured, summarize
+from sim.metrics.summary import Measured, exact_percentiles, summarize
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
@@ -40,15 +41,38 @@ class _Tally:
     """Receives the engine's finished requests: streaming statistics, and the rows if kept."""
 
     def __init__(self, n_deployments: int, warmup_s: float, slo: dict[str, float | None],
-                 keep_requests: bool):
+                 keep_requests: bool, sink: RequestSink | None = None):
         self.stats = [RequestStats(warmup_s, slo) for _ in range(n_deployments)]
         self.parts: list[Finished] | None = [] if keep_requests else None
+        self.sink = sink
+        self.sim: Simulation | None = None
+        self.control: ControlPlane | None = None
 
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
             stats.add(batch.select(batch.dep == d))
         if self.parts is not None:
             self.parts.append(batch)
+        if self.sink is not None and self.sim is not None and self.control is not None:
+            ordered = Finished.concat([batch])  # arrival order within the window
+            self.sink.write(_requests_table(ordered, self.sim, self.control), ordered.index)
+
+
+class RequestSink(Protocol):
+    """Where :func:`run` streams the request table, a window at a time
+    (:class:`sim.io.RequestsFile` writes it to Parquet)."""
+
+    def write(self, table: pd.DataFrame, index: np.ndarray) -> None:
+        """One window's finished requests; ``index``: their arrival order in the run."""
+
+    def close(self) -> None:
+        """No more requests."""
+
+    def sample(self) -> pd.DataFrame:
+        """A uniform sample of the rows written, for plots."""
+
+    def exact_percentiles(self, deployment: str | None, warmup_s: float) -> dict[str, Any]:
+        """The summary's latency percentiles of one deployment (None: all), exact."""
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -68,6 +92,7 @@ def run(
     progress: Callable[[float], None] | None = None,
     keep_requests: bool = True,
     chunk_s: float | None = CHUNK_S,
+    requests_sink: RequestSink | None = None,
 ) -> Result:
     """Simulate ``scenario`` (a path, a mapping, or a loaded scenario).
 
@@ -78,8 +103,14 @@ def run(
     relative of an order statistic at the percentile's rank) instead of
     being exact.  ``chunk_s`` is the engine's window of arrivals (``None``:
     all at once); it changes memory use, never results.
+    ``requests_sink`` (e.g. :class:`sim.io.RequestsFile`) receives the request
+    table a window at a time instead (``keep_requests`` is then ignored):
+    ``Result.requests`` is empty, ``Result.requests_sample`` holds a uniform
+    sample for plots, and the summary's percentiles are still exact, read
+    back from the sink.
     """
     loaded = _loaded(scenario, overrides)
+    estimate(loaded, keep_requests=keep_requests).refuse(loaded.source)
     spec = loaded.spec
     wall0 = time.perf_counter()
     inventory = Inventory.from_scenario(spec.regions)
@@ -154,7 +185,8 @@ def run(
         fault_rng=stream(spec.seed, "faults", "replicas"),
     )
     clients = spec.clients
-    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(), keep_requests)
+    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(),
+                   keep_requests and requests_sink is None, requests_sink)
     sim = Simulation(
         plans,
         horizon_s=spec.duration,
@@ -172,12 +204,24 @@ def run(
         router_rng=stream(spec.seed, "routers"),
         engine=spec.engine,
     )
+    tally.sim, tally.control = sim, control
     _schedule_events(sim, control, spec)
     sim.run(progress)
     finished = Finished.concat(tally.parts) if tally.parts is not None else None
     tally.parts = None
     requests = _requests_table(finished if finished is not None else Finished.concat([]), sim,
                                control)
+    exact: Callable[[int | None], dict[str, Any]] | None = None
+    if finished is not None:
+        done = finished
+        exact = lambda d: exact_percentiles(  # noqa: E731
+            done if d is None else done.select(done.dep == d), spec.warmup)
+    elif requests_sink is not None:
+        sink = requests_sink
+        sink.write(requests, np.empty(0, np.int64))  # the columns, should no request finish
+        sink.close()
+        exact = lambda d: sink.exact_percentiles(  # noqa: E731
+            None if d is None else sim.names[d], spec.warmup)
     timeline = _timeline_table(sim)
     billing = billing_table(spec.billing, control.lives, spec.deployments,
                             [shape.accelerator for shape in shapes], sim.end_s)
@@ -187,7 +231,7 @@ def run(
         billing_spec=spec.billing, billing=billing,
         measured=[_measured(sim, control, d, dep.model, shape)
                   for d, (dep, shape) in enumerate(zip(spec.deployments, shapes, strict=True))],
-        stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, finished=finished,
+        stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, exact=exact,
     )
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
@@ -198,7 +242,8 @@ def run(
     }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
-    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
+    sample = requests_sink.sample() if requests_sink is not None else None
+    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation, sample)
 
 
 def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> None:

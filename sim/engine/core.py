@@ -47,25 +47,6 @@ _INF = math.inf
 _UNIFORM_BLOCK = 4096
 
 
-def _prefill_compute_per_token(
-    input_tokens: np.ndarray, terms: dict[str, Any], budget: int
-) -> np.ndarray:
-    """Compute seconds per prompt token of each prompt prefilled in chunks of ``budget``:
-    the fast engine's prefill cost, each chunk's attention to the cached part included."""
-    tokens = np.asarray(input_tokens, np.int64).reshape(-1)
-    flops_of, attn, flops = terms["prefill_flops"], terms["attn_flops_per_kv_token"], terms["flops"]
-    total = np.zeros(len(tokens))
-    done = np.zeros(len(tokens), np.int64)
-    while True:
-        chunk = np.minimum(tokens - done, budget)
-        if not (chunk > 0).any():
-            break
-        total += (flops_of[chunk] + chunk * done.astype(float) * attn) / flops
-        done += chunk
-    result: np.ndarray = total / np.maximum(tokens, 1)
-    return result
-
-
 class Clock(simpy.Environment):
     """SimPy's environment, whose clock the request path may move forward."""
 
@@ -236,21 +217,20 @@ class Simulation:
         d_M = np.zeros((n_dep, width))
         d_C = np.zeros((n_dep, width))
         pf_width = max(budget) + 1
-        d_PF = np.zeros((n_dep, pf_width))
-        d_PM = np.zeros((n_dep, pf_width))
-        self._terms = []
+        d_PF = np.ones((n_dep, len(L.TABLE_ROWS), pf_width + width))
         for i, p in enumerate(plans):
             terms = p.shape.iteration_terms(int(maxc[i]), budget[i])
-            self._terms.append(terms)
             d_M[i, : len(terms["M"])] = terms["M"]
             d_C[i, : len(terms["C"])] = terms["C"]
             d_f[i, L.DF_M1], d_f[i, L.DF_C1] = terms["m1"], terms["c1"]
-            d_PF[i, : budget[i] + 1] = terms["prefill_flops"]
-            d_PM[i, : budget[i] + 1] = terms["prefill_memory_s"]
-            d_f[i, L.DF_ATTN] = terms["attn_flops_per_kv_token"]
+            for row, name in enumerate(L.TABLE_ROWS):
+                d_PF[i, row, : len(terms[name])] = terms[name]
+            d_f[i, L.DF_ATTN] = terms["attn"]
             d_f[i, L.DF_FLOPS] = terms["flops"]
             d_f[i, L.DF_KEEP] = terms["keep"]
             d_f[i, L.DF_OVERHEAD] = terms["overhead_s"]
+            d_f[i, L.DF_M1R], d_f[i, L.DF_C1R] = terms["m1r"], terms["c1r"]
+            d_f[i, L.DF_LIN], d_f[i, L.DF_MODE] = terms["lin"], float(terms["mode"])
             if p.kv_admission not in KV_ADMISSIONS:
                 raise ValueError(f"kv_admission must be one of {KV_ADMISSIONS}")
             d_f[i, L.DF_CHUNK] = float(budget[i])
@@ -272,13 +252,13 @@ class Simulation:
         randomly = any(p.router == "random" for p in plans)
         caches = self.caches
         state = KernelState(
-            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i, pf_work=empty_f,
+            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
             status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
             link=empty_i,
             done=empty_i, gen=empty_i, rq_px=np.zeros((0, L.N_PX), np.int64), pf_tok=empty_i,
             blk_ids=empty_i,
-            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF, d_PM=d_PM,
+            d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF,
             d_reps=np.full((n_dep, 4), -1, np.int64),
             r_i=np.zeros((0, L.N_RI), np.int64), r_f=np.zeros((0, L.N_RF)),
             hv=np.zeros(0), hr=np.zeros(0, np.int64),
@@ -360,10 +340,6 @@ class Simulation:
             "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
             "inp": pick(inp, np.int64),
             "out": pick(out, np.int64),
-            "pf_work": pick(
-                [_prefill_compute_per_token(x, terms, int(d_i[L.DI_MNBT]))
-                 for x, terms, d_i in zip(inp, self._terms, self.state.d_i, strict=True)],
-                np.float64),
             "rq_px": px, "blk_ids": flat_ids,
         }
 
@@ -748,8 +724,11 @@ class Simulation:
                 for life in ctl.replicas:
                     stages[life.stage] += 1
                 desired, state, label = ctl.desired, ctl.state, self.control.label(ctl)
-                gpus = sum(life.gpus for life in ctl.replicas
-                           if life.stage not in ("pending", "stopped"))
+                # GPUs the inventory has granted it — as the allocation table records
+                # them: a replica granted GPUs at this instant (an outage ending, GPUs
+                # freed) holds them although its life has not left "pending" yet.
+                gpus = sum(g for (_dc, _acc, holder), g in self.control.inventory.held_by
+                           .items() if holder == d)
             else:
                 stages["ready"] = ready
             self.timeline.append(

@@ -39,12 +39,6 @@ from sim.engine import prefix_cache as pc
 from sim.engine.heaps import dh_pop, dh_push, ih_update
 from sim.engine.jit import njit
 from sim.engine.layout import (
-    DF_ATTN,
-    DF_C1,
-    DF_FLOPS,
-    DF_KEEP,
-    DF_M1,
-    DF_OVERHEAD,
     DF_TOKENS_IN,
     DI_BLOCK,
     DI_GROW,
@@ -65,31 +59,10 @@ from sim.engine.layout import (
     RI_RUN_K,
     RI_RUN_P,
 )
+from sim.engine.price import iter_time
 from sim.engine.service import enqueue, fill, finish, kv_held, kv_need, leave, prefilled
 
 INF = np.inf
-
-
-@njit(cache=True)
-def iter_time(d: int, b: int, kv: float, p: int, pkv: float, d_M: np.ndarray,
-              d_C: np.ndarray, d_f: np.ndarray, d_PF: np.ndarray, d_PM: np.ndarray) -> float:
-    """``Shape.iteration_time(b, kv, p, pkv)`` from the tables of ``Shape.iteration_terms``."""
-    if b <= 0 and p <= 0:
-        return 0.0
-    decode = 0.0
-    if b > 0:
-        mem = d_M[d, b] + kv * d_f[d, DF_M1]
-        comp = d_C[d, b] + kv * d_f[d, DF_C1]
-        decode = mem if mem > comp else comp
-    if p <= 0:
-        return decode
-    compute = (d_PF[d, p] + pkv * d_f[d, DF_ATTN]) / d_f[d, DF_FLOPS]
-    if b > 0:
-        return decode + compute
-    memory = d_PM[d, p]
-    hi = memory if memory > compute else compute
-    lo = compute if memory > compute else memory
-    return hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
 
 
 @njit(cache=True)
@@ -170,9 +143,8 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
         r_i[r, RI_HEAP_N] = n
     done[victim] = 0
     replica[victim] = -1
-    leave(r, d, t, held, d_i, d_f, r_i, r_f,
-        victim, rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next,
-        pc_tab)
+    leave(r, d, t, held, d_i, d_f, r_i, r_f, victim, rq_px, pf_tok, blk_ids, sess_rep, pc_r,
+          pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     d_i[d, DI_PREEMPTIONS] += 1
     enqueue(victim, d, t, True, link, d_i, d_f)
 
@@ -181,12 +153,12 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
 def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
              start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
              d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-             d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+             d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
              hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
              ih_pos: np.ndarray, n_rep_heap: int,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Start replica ``r``'s next iterations at ``t`` (or leave it idle)."""
     grow = d_i[d, DI_GROW] == 1
     if grow:
@@ -234,7 +206,7 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
     kv = r_f[r, RF_CTX]
     end = t
     for _ in range(k):
-        end += iter_time(d, b, kv, p, pkv, d_M, d_C, d_f, d_PF, d_PM)
+        end += iter_time(d, b, kv, p, pkv, d_M, d_C, d_f, d_PF)
         kv += b
     if grow:  # free cached blocks make room for the blocks decode takes
         pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
@@ -251,20 +223,19 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
 def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
           start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
           ih_pos: np.ndarray, n_rep_heap: int,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r`` has admitted work at ``t``: start an idle one, or end its run of
     decode iterations at the first boundary after ``t`` so the work joins the next one."""
     k = r_i[r, RI_RUN_K]
     if k == 0:
         schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-                 d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work)
+                 d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
         return
     if k == 1 or r_i[r, RI_RUN_P] > 0:
         return
@@ -273,7 +244,7 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     end = r_f[r, RF_RUN_T0]
     j = 0
     while j < k:
-        end += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF, d_PM)
+        end += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF)
         kv += b
         j += 1
         if end > t:
@@ -291,12 +262,12 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
           gen: np.ndarray, done: np.ndarray, start_t: np.ndarray,
           first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray,
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, d_PM: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
           ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r``'s scheduled iterations end at ``t``: hand out their tokens, go on."""
     k = r_i[r, RI_RUN_K]
     b = r_i[r, RI_HEAP_N]
@@ -346,8 +317,7 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     if r_i[r, RI_DRAINING] == 0:
         fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)
     schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-             d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work)
+             d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)

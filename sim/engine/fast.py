@@ -14,16 +14,21 @@ however many tokens it decodes or iterations it spans:
 * Admitted requests are prefilled first come, first served.  While prompt
   tokens are pending, each iteration also carries ``x = min(budget − n,
   pending tokens)`` of them — the token budget ``max_num_batched_tokens``
-  includes the decode tokens — and lasts ``step + x·c`` (``c``: compute
-  seconds per token of the head prompt, its attention to its own earlier
-  chunks included; the decode step already read the weights).  Without
-  decodes a prefill-only iteration still reads the weights once
-  (``iteration_time``'s floor).  Prompts are a fluid within an iteration: a
-  lone short prompt takes exactly one iteration, decode step included.
-* A prompt that reaches a replica in the middle of a decode iteration starts
-  at the iteration's end (the next whole value of the virtual clock): the
-  first token pays the iteration boundary, then an iteration that carries
-  both the decodes and the prompt.
+  includes the decode tokens — and lasts ``iteration_time(n, kv, x,
+  x·cached)`` (one pass; ``cached``: the head prompt's tokens already
+  computed), which reads the weights at least once.  Prompts are a fluid
+  within an iteration: a
+  lone short prompt takes exactly one iteration, decode step included, and
+  prompts that share an iteration keep its token count ``x`` until its end.
+* A prompt's first token comes at the end of the iteration in which its
+  last token was prefilled (the next whole value of the virtual clock); it
+  decodes from there.
+* A prompt that reaches a busy replica joins at the end of the current
+  iteration (the next whole value of the virtual clock, which counts
+  iterations, prefill-only ones included): until then its tokens neither
+  progress nor make the current iteration longer.  So the first token pays
+  the iteration boundary, then an iteration that carries both the decodes
+  and the prompt.
 """
 
 from __future__ import annotations
@@ -37,15 +42,16 @@ from sim.engine.jit import njit
 from sim.engine.layout import (
     DF_C1,
     DF_CHUNK,
-    DF_KEEP,
     DF_M1,
-    DF_OVERHEAD,
     DF_TOKENS_IN,
     RF_KV,
     RF_LAST,
     RF_PF_LEFT,
+    RF_PF_NEW,
     RF_PF_PEND,
     RF_PF_START,
+    RF_PF_X,
+    RF_PF_XV,
     RF_RATE_D,
     RF_RATE_P,
     RF_VTIME,
@@ -55,6 +61,7 @@ from sim.engine.layout import (
     RI_PF_HEAD,
     RI_PF_TAIL,
 )
+from sim.engine.price import iter_time
 from sim.engine.service import fill, finish, kv_held, prefilled
 
 INF = np.inf
@@ -71,7 +78,7 @@ def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Move replica ``r``'s progress to ``t`` at its current, constant rates."""
     dt = t - r_f[r, RF_LAST]
     if dt > 0.0:
-        if r_i[r, RI_HEAP_N] > 0:
+        if r_f[r, RF_RATE_D] > 0.0:
             r_f[r, RF_VTIME] += r_f[r, RF_RATE_D] * dt
         if r_i[r, RI_PF_HEAD] >= 0:
             r_f[r, RF_PF_LEFT] -= r_f[r, RF_RATE_P] * dt
@@ -79,37 +86,47 @@ def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def admitted(r: int, q: int, t: float, inp: np.ndarray, r_i: np.ndarray,
+def admitted(r: int, q: int, t: float, pf_tok: np.ndarray, r_i: np.ndarray,
              r_f: np.ndarray) -> None:
     """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``);
-    ``inp[q]``: the prompt tokens its prefill computes (``pf_tok``: the uncached ones).
+    ``pf_tok[q]``: the prompt tokens its prefill computes (those not in the cache).
 
-    A prompt that starts the list while requests decode waits for the
-    current iteration's end.
+    On a busy replica its tokens count from the current iteration's end.
     """
-    r_f[r, RF_PF_PEND] += inp[q]
-    if r_i[r, RI_PF_HEAD] == q:
-        wait = 0.0
-        if r_i[r, RI_HEAP_N] > 0 and r_f[r, RF_RATE_D] > 0.0:
-            v = r_f[r, RF_VTIME]
-            phase = v - math.floor(v)
-            if PHASE_EPS < phase < 1.0 - PHASE_EPS:
-                wait = (1.0 - phase) / r_f[r, RF_RATE_D]
-        r_f[r, RF_PF_START] = t + wait
+    _merge(r, t, r_f)
+    wait = 0.0
+    if r_f[r, RF_RATE_D] > 0.0:
+        v = r_f[r, RF_VTIME]
+        phase = v - math.floor(v)
+        if PHASE_EPS < phase < 1.0 - PHASE_EPS:
+            wait = (1.0 - phase) / r_f[r, RF_RATE_D]
+    if wait == 0.0:
+        r_f[r, RF_PF_PEND] += pf_tok[q]
+    else:
+        if r_f[r, RF_PF_NEW] == 0.0:
+            r_f[r, RF_PF_START] = t + wait
+        r_f[r, RF_PF_NEW] += pf_tok[q]
+
+
+@njit(cache=True)
+def _merge(r: int, t: float, r_f: np.ndarray) -> None:
+    """At the iteration boundary, prompts admitted during the iteration join it."""
+    if r_f[r, RF_PF_NEW] > 0.0 and t >= r_f[r, RF_PF_START]:
+        r_f[r, RF_PF_PEND] += r_f[r, RF_PF_NEW]
+        r_f[r, RF_PF_NEW] = 0.0
 
 
 @njit(cache=True)
 def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          gen: np.ndarray, pf_work: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
+          gen: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
           finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
           r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
           ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, counters: np.ndarray,
           n_rep_heap: int,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray,
-        d_PF: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
     """A prefill or a decode finished on replica ``r`` at ``t`` (or a prefill may start)."""
     advance(r, t, r_i, r_f)
     slack = TIME_EPS * (t if t > 1.0 else 1.0)
@@ -121,22 +138,30 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         r_f[r, RF_PF_PEND] -= pf_tok[q]
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
-            r_f[r, RF_PF_PEND] = 0.0
+            r_f[r, RF_PF_PEND] = r_f[r, RF_PF_NEW] = 0.0
         else:
             r_f[r, RF_PF_LEFT] = pf_tok[nxt]
+        # the first token comes at the end of the current iteration
+        v = r_f[r, RF_VTIME]
+        boundary = v
         first_t[q] = t
+        if r_f[r, RF_RATE_D] > 0.0:
+            phase = v - math.floor(v)
+            if PHASE_EPS < phase < 1.0 - PHASE_EPS:
+                boundary = math.floor(v) + 1.0
+                first_t[q] = t + (1.0 - phase) / r_f[r, RF_RATE_D]
         d_f[d, DF_TOKENS_IN] += inp[q]
         prefilled(q, r, d, True, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref,
                   pc_prev, pc_next, pc_tab)
         if out[q] > 1:
-            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
-                    r_f[r, RF_VTIME] + (out[q] - 1), q)
+            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N], boundary + (out[q] - 1), q)
             r_i[r, RI_HEAP_N] += 1
             r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
         else:
             finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
                    d_i, d_f, r_i, r_f, counters,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+            finish_t[q] = first_t[q]
     # decodes that are done
     off = r_i[r, RI_HEAP_OFF]
     while r_i[r, RI_HEAP_N] > 0 and (
@@ -151,9 +176,10 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     if r_i[r, RI_DRAINING] == 0:
         fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
-    reschedule(r, d, t, d_M, d_C, d_PM, d_f, pf_tok, pf_work, r_i, r_f, hv, ih_key, ih_item,
-               ih_pos, n_rep_heap)
+        done)
+    reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,
+               n_rep_heap,
+        pf_tok)
 
 
 @njit(cache=True)
@@ -162,13 +188,12 @@ def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: 
               d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray,
-        done: np.ndarray, d_PF: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
     """:func:`sim.engine.service.fill`, then :func:`admitted` for each admitted request."""
     tail = r_i[r, RI_PF_TAIL]
     fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)
     if tail >= 0 and tail == r_i[r, RI_PF_TAIL]:
         return  # nothing admitted
     q = link[tail] if tail >= 0 else r_i[r, RI_PF_HEAD]
@@ -178,12 +203,12 @@ def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: 
 
 
 @njit(cache=True)
-def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM: np.ndarray,
-               d_f: np.ndarray, inp: np.ndarray, pf_work: np.ndarray, r_i: np.ndarray,
-               r_f: np.ndarray, hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-               ih_pos: np.ndarray, n_rep_heap: int) -> None:
-    """Recompute replica ``r``'s rates and its next event's time (``inp``: the prompt
-    tokens each prefill computes, ``pf_tok``)."""
+def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
+               d_f: np.ndarray, inp: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+               hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
+               n_rep_heap: int,
+        pf_tok: np.ndarray) -> None:
+    """Recompute replica ``r``'s rates and its next event's time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
     step = 0.0
@@ -192,38 +217,45 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PM:
         mem = d_M[d, n_dec] + kv * d_f[d, DF_M1]
         comp = d_C[d, n_dec] + kv * d_f[d, DF_C1]
         step = mem if mem > comp else comp
-    waiting = head >= 0 and t < r_f[r, RF_PF_START]
+    _merge(r, t, r_f)
+    waiting = head >= 0 and r_f[r, RF_PF_PEND] <= 0.0  # its tokens join at PF_START
     if head >= 0 and not waiting:
-        pending = r_f[r, RF_PF_PEND] - (inp[head] - r_f[r, RF_PF_LEFT])
-        x = d_f[d, DF_CHUNK] - n_dec
-        if pending < x:
-            x = pending
-        if x < 1.0:
-            x = 1.0
-        compute = x * pf_work[head]
-        if n_dec > 0:
-            period = step + compute
-            r_f[r, RF_RATE_D] = 1.0 / period
+        v = r_f[r, RF_VTIME]
+        if r_f[r, RF_PF_X] > 0.0 and v < r_f[r, RF_PF_XV] - PHASE_EPS:
+            x = r_f[r, RF_PF_X]  # the current iteration's prompt tokens
         else:
-            memory = d_PM[d, int(math.ceil(x))]  # noqa: RUF046 (a float in numba)
-            hi = memory if memory > compute else compute
-            lo = compute if memory > compute else memory
-            period = hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD]
-            r_f[r, RF_RATE_D] = 0.0
+            pending = r_f[r, RF_PF_PEND] - (pf_tok[head] - r_f[r, RF_PF_LEFT])
+            x = d_f[d, DF_CHUNK] - n_dec
+            if pending < x:
+                x = pending
+            if x < 1.0:
+                x = 1.0
+            r_f[r, RF_PF_X] = x
+            r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
+        # one pass: the decodes and x prompt tokens of the head, whose chunk
+        # attends to the part of its prompt already computed
+        p = int(x + 0.5)
+        cached = inp[head] - r_f[r, RF_PF_LEFT]  # prefix-cache hits included
+        period = iter_time(d, n_dec, r_f[r, RF_KV], p, p * cached, d_M, d_C, d_f, d_PF)
+        r_f[r, RF_RATE_D] = 1.0 / period  # iterations (for the phase, also without decodes)
         r_f[r, RF_RATE_P] = x / period
     else:
         r_f[r, RF_RATE_P] = 0.0
         r_f[r, RF_RATE_D] = 1.0 / step if n_dec > 0 else 0.0
+        r_f[r, RF_PF_X] = 0.0
     due = INF
     if n_dec > 0:
         left = hv[r_i[r, RI_HEAP_OFF]] - r_f[r, RF_VTIME]
         due = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_D]
-    if waiting:
-        if r_f[r, RF_PF_START] < due:
-            due = r_f[r, RF_PF_START]
-    elif head >= 0:
+    if r_f[r, RF_PF_NEW] > 0.0 and r_f[r, RF_PF_START] < due:
+        due = r_f[r, RF_PF_START]  # newcomers join at the boundary
+    if head >= 0 and not waiting:
         left = r_f[r, RF_PF_LEFT]
         due_p = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_P]
+        # the iteration's end: the next one carries a new count of prompt tokens
+        due_b = t + (r_f[r, RF_PF_XV] - r_f[r, RF_VTIME]) / r_f[r, RF_RATE_D]
+        if due_b < due_p:
+            due_p = due_b
         if due_p < due:
             due = due_p
     r_f[r, RF_LAST] = t

@@ -7,8 +7,10 @@ and compare floats: no transcendental functions, no random draws).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -25,7 +27,37 @@ def _load_jit() -> tuple[Callable[..., Any], bool]:
         from numba import njit
     except ImportError:
         return _identity_jit, False
+    _invalidate_stale_cache()
     return njit, True
+
+
+def _invalidate_stale_cache() -> None:
+    """Drop numba's on-disk cache when any engine source changed.
+
+    numba checks only the source file of the function it caches, not those of
+    the functions it calls in other modules (``run_until`` calls ``fast`` and
+    ``exact``), so an edit there would otherwise run stale compiled code.
+    """
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted(here.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    cache = here / "__pycache__"
+    stamp = cache / "engine-sources.sha256"
+    want = digest.hexdigest()
+    try:
+        if stamp.read_text() == want:
+            return
+    except OSError:
+        pass
+    try:
+        cache.mkdir(exist_ok=True)
+        for old in (*cache.glob("*.nbi"), *cache.glob("*.nbc")):
+            old.unlink(missing_ok=True)
+        stamp.write_text(want)
+    except OSError:
+        pass  # a read-only install: numba then caches elsewhere or not at all
 
 
 njit, JIT = _load_jit()

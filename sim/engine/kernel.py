@@ -84,13 +84,12 @@ RESEND = -2
 def run_until(
     t_limit: float,
     arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-    pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
-    finish_t: np.ndarray, status: np.ndarray, attempts: np.ndarray, resends: np.ndarray,
-    n503: np.ndarray,
+    attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray, finish_t: np.ndarray,
+    status: np.ndarray, attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
     replica: np.ndarray, link: np.ndarray, done: np.ndarray, gen: np.ndarray,
     rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
     d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
-    d_PM: np.ndarray, d_reps: np.ndarray,
+    d_reps: np.ndarray,
     r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
@@ -128,16 +127,15 @@ def run_until(
             d = r_i[r, RI_DEP]
             if is_exact:
                 exact.event(r, d, t, link, inp, out, gen, done, start_t, first_t,
-                            finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, d_PM, r_i,
+                            finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, r_i,
                             r_f, hv, hr, ih_key, ih_item, ih_pos, counters, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work)
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
             else:
-                fast.event(r, d, t, link, inp, out, gen, pf_work, start_t, first_t, finish_t,
-                           status, replica, d_i, d_f, d_M, d_C, d_PM, r_i, r_f, hv, hr,
-                           ih_key, ih_item, ih_pos, counters, n_rep_heap,
+                fast.event(r, d, t, link, inp, out, gen, start_t, first_t, finish_t, status,
+                           replica, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
+                           ih_item, ih_pos, counters, n_rep_heap,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done, d_PF)
+        done)
             if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
                 counters[C_LAST] = r
                 return STOP_DRAINED, t
@@ -196,20 +194,20 @@ def run_until(
                 if is_exact:
                     admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)
                     exact.touch(best, d, t, link, inp, out, start_t, replica, done, gen, d_i,
-                                d_f, d_M, d_C, d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item,
+                                d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
                                 ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work)
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
                 else:
                     fast.advance(best, t, r_i, r_f)
                     admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)
                     fast.admitted(best, q, t, pf_tok, r_i, r_f)
-                    fast.reschedule(best, d, t, d_M, d_C, d_PM, d_f, pf_tok, pf_work, r_i, r_f,
-                                    hv, ih_key, ih_item, ih_pos, n_rep_heap)
+                    fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv,
+                                    ih_key, ih_item, ih_pos, n_rep_heap,
+        pf_tok)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
             d_i[d, DI_429] += 1
@@ -235,14 +233,14 @@ def _refused(d: int, q: int, inp: np.ndarray, out: np.ndarray, d_i: np.ndarray) 
 @njit(cache=True)
 def fill_and_reschedule(r: int, t: float,
                         arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-                        pf_work: np.ndarray, attempt_t: np.ndarray, start_t: np.ndarray,
+                        attempt_t: np.ndarray, start_t: np.ndarray,
                         first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
                         attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
                         replica: np.ndarray,
                         link: np.ndarray, done: np.ndarray, gen: np.ndarray,
                         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-                        d_PF: np.ndarray, d_PM: np.ndarray, d_reps: np.ndarray,
+                        d_PF: np.ndarray, d_reps: np.ndarray,
                         r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
                         ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
                         rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
@@ -257,18 +255,18 @@ def fill_and_reschedule(r: int, t: float,
     if counters[C_ENGINE] == ENGINE_EXACT:
         fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)
         exact.schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M,
-                       d_C, d_PF, d_PM, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work)
+                       d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     else:
         fast.advance(r, t, r_i, r_f)
         fast.fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
-        fast.reschedule(r, d, t, d_M, d_C, d_PM, d_f, pf_tok, pf_work, r_i, r_f, hv, ih_key,
-                        ih_item, ih_pos, n_rep_heap)
+        done)
+        fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item,
+                        ih_pos, n_rep_heap,
+        pf_tok)
 
 
 @njit(cache=True)

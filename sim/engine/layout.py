@@ -39,9 +39,12 @@ N_DI = 26
 # floats: an int64 sum of schema-valid token counts could overflow, a float64
 # one only loses integer exactness beyond 2**53 tokens.
 (DF_CHUNK, DF_M1, DF_C1, DF_Q_AREA, DF_Q_T, DF_SERV_AREA, DF_SERV_T, DF_LAST_ATTEMPT,
- DF_TOKENS_IN, DF_TOKENS_OUT, DF_ATTN, DF_FLOPS, DF_KEEP, DF_OVERHEAD, DF_TOKENS_CACHED,
- DF_BAL_ABS, DF_BAL_REL) = range(17)
-N_DF = 17
+ DF_TOKENS_IN, DF_TOKENS_OUT, DF_ATTN, DF_FLOPS, DF_KEEP, DF_OVERHEAD, DF_M1R, DF_C1R, DF_LIN,
+ DF_MODE, DF_TOKENS_CACHED, DF_BAL_ABS, DF_BAL_REL) = range(21)
+N_DF = 21
+# Rows of KernelState.d_PF: Shape.iteration_terms' tables (see there).
+T_W, T_WI, T_G, T_CM, T_PT, T_CR, T_MR, T_CRAW = range(8)
+TABLE_ROWS = ("W", "Wi", "G", "CM", "PT", "CR", "Mr", "Cr")
 # Prefix fields of a request: columns of KernelState.rq_px.  Its chain of block ids
 # is blk_ids[off : off + n]; `sess` its dense session (−1: none); it pins its first
 # `pinned` blocks in its replica's cache; `hit` prompt tokens were cached when it was
@@ -54,8 +57,9 @@ N_PX = 6
 N_RI = 10
 # Float fields of a replica: columns of KernelState.r_f.
 (RF_KV, RF_PF_LEFT, RF_VTIME, RF_RATE_D, RF_RATE_P, RF_LAST, RF_BUSY, RF_BUSY_SINCE,
- RF_CTX, RF_RUN_T0, RF_RUN_KV0, RF_RUN_PKV, RF_PF_PEND, RF_PF_START) = range(14)
-N_RF = 14
+ RF_CTX, RF_RUN_T0, RF_RUN_KV0, RF_RUN_PKV, RF_PF_PEND, RF_PF_NEW, RF_PF_START, RF_PF_X,
+ RF_PF_XV) = range(17)
+N_RF = 17
 
 # Parameters of one deployment's engine, as DeploymentPlan gives them.
 KV_RESERVE, KV_GROW = 0, 1
@@ -71,7 +75,6 @@ class KernelState:
     dep: np.ndarray  # i8
     inp: np.ndarray  # i8
     out: np.ndarray  # i8
-    pf_work: np.ndarray  # f8 fast engine: compute seconds per prompt token of its prefill
     attempt_t: np.ndarray
     start_t: np.ndarray
     first_t: np.ndarray
@@ -92,8 +95,7 @@ class KernelState:
     d_f: np.ndarray  # (d, N_DF) f8, see DF_*
     d_M: np.ndarray  # (d, maxc+1) f8 decode step table
     d_C: np.ndarray
-    d_PF: np.ndarray  # (d, mnbt+1) f8 FLOPs (or work) of a prefill of that many tokens
-    d_PM: np.ndarray  # (d, mnbt+1) f8 memory seconds of a prefill-only pass
+    d_PF: np.ndarray  # (d, len(TABLE_ROWS), mnbt+maxc+1) f8 iteration_time tables, see T_*
     d_reps: np.ndarray  # (d, cap) ready replica ids that take new requests
     # replicas (r)
     r_i: np.ndarray  # (r, N_RI) i8, see RI_*

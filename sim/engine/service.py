@@ -10,8 +10,9 @@ sends a new request to :func:`pick`'s replica, or queues it.
 :mod:`sim.engine.routers`.  With prefix caching, :func:`admit` pins the
 longest cached prefix of the prompt (:mod:`sim.engine.prefix_cache`): the
 exact engine starts the prefill at ``done`` = the cached tokens, the fast
-engine prefills ``pf_tok`` = the uncached tokens at their own cost per token
-(:func:`prefill_per_token`); :func:`prefilled` caches the prompt's blocks,
+engine prefills ``pf_tok`` = the uncached tokens (each iteration's attention
+to the cached ones priced by ``iteration_time``); :func:`prefilled` caches the
+prompt's blocks,
 :func:`leave` unpins them.
 """
 
@@ -23,8 +24,6 @@ from sim.engine import prefix_cache as pc
 from sim.engine.jit import njit
 from sim.engine.layout import (
     C_OUTSTANDING,
-    DF_ATTN,
-    DF_FLOPS,
     DF_Q_AREA,
     DF_Q_T,
     DF_SERV_AREA,
@@ -37,7 +36,6 @@ from sim.engine.layout import (
     DI_HASH_BLOCK,
     DI_KVCAP,
     DI_MAXC,
-    DI_MNBT,
     DI_NREPS,
     DI_PREFIX,
     DI_Q_HEAD,
@@ -128,8 +126,8 @@ def admit(q: int, r: int, t: float, need: int, link: np.ndarray, inp: np.ndarray
           r_i: np.ndarray, r_f: np.ndarray,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray,
-        done: np.ndarray, d_PF: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
+        done: np.ndarray) -> None:
     """Start serving request ``q`` on replica ``r``: it joins the prefill list's tail."""
     if r_i[r, RI_N] == 0:
         r_f[r, RF_BUSY_SINCE] = t
@@ -154,38 +152,17 @@ def admit(q: int, r: int, t: float, need: int, link: np.ndarray, inp: np.ndarray
         rq_px[q, PX_PINNED] = k
         h = pc.hit_tokens(k, inp[q], d_i[d, DI_HASH_BLOCK])
         rq_px[q, PX_HIT] = h
-        pf_work[q] = prefill_per_token(d, inp[q], h, d_i, d_f, d_PF)
         # free cached blocks make room for what running requests hold
         pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
                pc_next, pc_tab)
     done[q] = h  # exact engine: the cached tokens count as computed
-    pf_tok[q] = inp[q] - h  # fast engine: the tokens its prefill computes
+    pf_tok[q] = inp[q] - h  # fast engine: the tokens its prefill computes (after the cached)
     if r_i[r, RI_PF_TAIL] >= 0:
         link[r_i[r, RI_PF_TAIL]] = q
     else:
         r_i[r, RI_PF_HEAD] = q
         r_f[r, RF_PF_LEFT] = pf_tok[q]
     r_i[r, RI_PF_TAIL] = q
-
-
-@njit(cache=True)
-def prefill_per_token(d: int, prompt: int, cached: int, d_i: np.ndarray, d_f: np.ndarray,
-                      d_PF: np.ndarray) -> float:
-    """Compute seconds per computed token of a prompt whose first ``cached`` tokens are
-    in the cache, prefilled in chunks of the token budget: each chunk's FLOPs plus its
-    attention to every token before it (the cached ones included).  With nothing cached
-    it is the fast engine's ``pf_work`` of the prompt."""
-    budget = d_i[d, DI_MNBT]
-    done = cached
-    total = 0.0
-    while done < prompt:
-        chunk = prompt - done
-        if chunk > budget:
-            chunk = budget
-        total += (d_PF[d, chunk] + chunk * float(done) * d_f[d, DF_ATTN]) / d_f[d, DF_FLOPS]
-        done += chunk
-    rest = prompt - cached
-    return total / (rest if rest > 1 else 1)
 
 
 @njit(cache=True)
@@ -271,8 +248,8 @@ def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.nd
          d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
         rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
         pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, pf_work: np.ndarray,
-        done: np.ndarray, d_PF: np.ndarray) -> None:
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
+        done: np.ndarray) -> None:
     """Admit queued requests of deployment ``d`` while replica ``r`` has room (FCFS)."""
     if d_i[d, DI_Q_LEN] == 0:
         return
@@ -293,4 +270,4 @@ def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.nd
         d_i[d, DI_Q_LEN] -= 1
         admit(q, r, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        pf_work, done, d_PF)
+        done)

@@ -270,30 +270,44 @@ class Shape:
     def iteration_terms(self, max_batch: int, max_tokens: int) -> dict[str, Any]:
         """Tables from which :meth:`iteration_time` follows, for compiled engines.
 
-        With ``b`` ≤ ``max_batch`` decodes and ``p`` ≤ ``max_tokens`` prefill
-        tokens: decode = ``max(M[b] + kv·m1, C[b] + kv·c1)``; prefill compute =
-        ``(prefill_flops[p] + prefill_kv·attn_flops_per_kv_token) / flops``;
-        with decodes the iteration lasts decode + compute, without them
-        ``max(mem, compute) + keep·min(mem, compute) + overhead_s`` with
-        ``mem = prefill_memory_s[p]``.  Same operations in the same order as
-        :meth:`iteration_time`, so the same floats (tests check it).
+        For ``b`` ≤ ``max_batch`` decodes and ``p`` ≤ ``max_tokens`` prefill
+        tokens, ``sim.engine.exact.iter_time`` combines these tables with the
+        same operations in the same order as :meth:`iteration_time`, so it
+        gives the same floats (a test checks).  ``mode``: 0 one pass on the
+        roofline, 1 a measured curve's prefill rate, 2 speculative decoding.
+        Indexed by tokens in the pass (0 … max_tokens + max_batch): ``W``
+        weight-read seconds, ``G`` GEMM FLOP/s, ``CM`` all-reduce seconds;
+        by decodes: ``Wi`` weight-read seconds, ``Mr``/``Cr`` the roofline's
+        decode terms; by prompt tokens: ``PT`` attention FLOPs per token
+        within the chunk, ``CR`` seconds at a measured prefill rate.
         """
         big_m, m1, big_c, c1 = self.step_table(max_batch)
-        tokens = np.arange(max_tokens + 1, dtype=float)
-        curve_prefill = self.curve is not None and self.curve.prefill_tokens_per_s is not None
         roof = self._roofline
-        if curve_prefill:
-            assert self.curve is not None and self.curve.prefill_tokens_per_s is not None
-            flops, attn, prefill_flops = self.curve.prefill_tokens_per_s, 0.0, tokens
-        else:
-            per_token = roof.prefill_flops_per_token(tokens)
-            flops, attn = roof.flops, roof.attn_flops_per_kv_token
-            prefill_flops = tokens * per_token
-        memory = np.array([roof.weights_read(x) for x in tokens]) / roof.bandwidth
+        width = max_tokens + max_batch + 1
+        tokens = [float(x) for x in range(width)]
+        batches = range(max_batch + 1)
+        raw = [roof.step_terms(b) if b > 0 else (0.0, 0.0, 0.0, 0.0) for b in batches]
+        rows = {
+            "W": [roof.weights_read(x) / roof.bandwidth for x in tokens],
+            "Wi": [roof.weights_read(b) / roof.bandwidth for b in batches],
+            "G": [roof.gemm_flops(x) if x > 0 else 1.0 for x in tokens],
+            "CM": [roof.comm_time(x) for x in tokens],
+            "PT": [float(roof.prefill_flops_per_token(x)) - roof.linear_flops_per_token
+                   for x in tokens[: max_tokens + 1]],
+            "Mr": [r[0] for r in raw], "Cr": [r[2] for r in raw],
+        }
+        cr = [0.0] * (max_tokens + 1)
+        if self.curve is not None:
+            for p in range(1, max_tokens + 1):
+                chunk = float(p)
+                cr[p] = chunk / (self.curve.prefill_tokens_per_s or self.prefill_rate(chunk))
+        mode = 1 if self.curve is not None else 2 if self.speculative is not None else 0
+        last = roof.step_terms(max(max_batch, 1))
         return {
-            "M": big_m, "m1": m1, "C": big_c, "c1": c1,
-            "prefill_flops": prefill_flops, "prefill_memory_s": memory,
-            "attn_flops_per_kv_token": float(attn), "flops": float(flops),
+            "M": big_m, "m1": m1, "C": big_c, "c1": c1, "mode": mode,
+            **{k: np.array(v, dtype=float) for k, v in rows.items()}, "CR": np.array(cr),
+            "m1r": last[1], "c1r": last[3], "lin": roof.linear_flops_per_token,
+            "attn": roof.attn_flops_per_kv_token, "flops": roof.flops,
             "keep": 1.0 - roof.overlap, "overhead_s": self.params.step_overhead_s,
         }
 

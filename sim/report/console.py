@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -77,3 +79,45 @@ def _plain(value: Any) -> str:
         v = float(value)
         return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.4g}"
     return str(value)
+
+
+@contextmanager
+def run_progress(
+    name: str, duration_s: float, enabled: bool
+) -> Iterator[tuple[Callable[[float], None] | None, Callable[[str], None]]]:
+    """A progress display for ``capsim run``: ``(on_time, phase)``.
+
+    ``on_time(t)`` moves the bar over simulated time, with the wall time spent and
+    the time remaining (from the rate so far); ``phase(what)`` names the step after
+    the simulation (writing the tables, drawing the report), so the screen never
+    sits still.  Disabled: ``(None, no-op)``.
+    """
+    if not enabled:
+        yield None, lambda _what: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=duration_s or 1.0)
+        phases = {"summary": "writing summary.json", "tables": "writing the tables",
+                  "report": "drawing the report"}
+
+        def on_time(t: float) -> None:
+            bar.update(task, completed=t)
+
+        def phase(what: str) -> None:
+            bar.update(task, completed=duration_s or 1.0,
+                       description=f"{name}: {phases.get(what, what)}")
+
+        yield on_time, phase

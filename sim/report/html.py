@@ -87,8 +87,8 @@ def report_plots(result: Result) -> list[Plot]:
     if has_alloc or "gpus_allocated" in result.timeline.columns:
         plots.append(Plot.of("gpu_allocation.png", "GPUs allocated per datacenter and type",
                              "load", plot.gpu_allocation(result)))
-    reqs = result.requests
-    if not reqs.empty and (reqs["status"].astype(str) == "ok").any():
+    reqs = result.request_rows
+    if not reqs.empty and bool((reqs["status"] == "ok").any()):
         for metric, name in (("ttft_s", "Time to first token"), ("tpot_s", "Time per output "
                              "token"), ("e2e_s", "End-to-end latency")):
             plots.append(Plot.of(f"{metric.removesuffix('_s')}_cdf.png", f"{name}: CDF",

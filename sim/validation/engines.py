@@ -69,8 +69,8 @@ def scenario(workload: str, shape: str, replicas: int, rps: float, engine: str, 
     }
     if max_queue is not None:
         dep["max_queue"] = max_queue
-    return {"name": "engines", "engine": engine, "seed": seed, "duration": duration_s,
-            "warmup": WARMUP_S, "clients": {"max_retries": 0}, "deployments": [dep]}
+    return {"name": "engines", "engine": engine, "seed": seed, "duration": f"{duration_s:g}s",
+            "warmup": f"{WARMUP_S:g}s", "clients": {"max_retries": 0}, "deployments": [dep]}
 
 
 def saturation(workload: str, shape: str, replicas: int, engine: str, seed: int = 1,

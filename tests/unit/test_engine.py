@@ -27,11 +27,15 @@ class ConstantShape:
 
     def iteration_terms(self, max_batch, max_tokens):
         big_m, m1, big_c, c1 = self.step_table(max_batch)
-        # prefill: tokens / rate seconds, no weight-read floor, no attention term
-        return {"M": big_m, "m1": m1, "C": big_c, "c1": c1,
-                "prefill_flops": np.arange(max_tokens + 1, dtype=float),
-                "prefill_memory_s": np.zeros(max_tokens + 1), "attn_flops_per_kv_token": 0.0,
-                "flops": self._prefill, "keep": 1.0, "overhead_s": 0.0}
+        width = max_tokens + max_batch + 1
+        # mode 1, a measured prefill rate: p prompt tokens take p / rate seconds
+        return {"M": big_m, "m1": m1, "C": big_c, "c1": c1, "mode": 1,
+                "CR": np.arange(max_tokens + 1) / self._prefill,
+                "W": np.zeros(width), "Wi": np.zeros(max_batch + 1), "G": np.ones(width),
+                "CM": np.zeros(width), "PT": np.zeros(max_tokens + 1),
+                "Mr": np.zeros(max_batch + 1), "Cr": np.zeros(max_batch + 1), "m1r": 0.0,
+                "c1r": 0.0, "lin": 0.0, "attn": 0.0, "flops": 1.0, "keep": 1.0,
+                "overhead_s": 0.0}
 
 
 def simulate(arrivals, inp, out, *, replicas=1, shape=None, max_queue=None, clients=None,
@@ -56,15 +60,15 @@ def test_prefill_then_decode_alone():
 def test_chunked_prefill_shares_iterations_with_decode():
     # A decodes from 0.5 s, one 0.01 s iteration per token; B arrives at 0.555 s,
     # mid-iteration, so its prefill starts at the iteration's end, 0.56 s.  The
-    # token budget (100) includes A's decode token: each iteration carries 99
-    # prompt tokens and lasts 0.01 + 99/1000 s, so B's 100 tokens take 100/99
-    # of one; then one decode iteration of both gives B its second token.
+    # token budget (100) includes A's decode token: the first iteration carries
+    # 99 of B's tokens (0.01 + 99/1000 s), the next one its last token (0.011 s),
+    # which gives B its first token; one more iteration of both, its second.
     sim = simulate([0.0, 0.555], [500, 100], [11, 2])
-    first = 0.56 + 0.109 * 100 / 99
+    first = 0.56 + 0.109 + 0.011
     assert sim.state.first_t[1] == pytest.approx(first)
     assert sim.state.finish_t[1] == pytest.approx(first + 0.01)
-    # A: 6 tokens by 0.56, 100/99 of a token during B's prefill, then 0.01 s each
-    assert sim.state.finish_t[0] == pytest.approx(first + (10 - 6 - 100 / 99) * 0.01)
+    # A: 6 tokens by 0.56, one per iteration after: its 10th at first + 0.02
+    assert sim.state.finish_t[0] == pytest.approx(first + 0.02)
 
 
 def test_a_prompt_alone_pays_one_whole_iteration_with_the_decodes():

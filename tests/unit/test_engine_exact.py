@@ -44,20 +44,20 @@ def decode(shape, t, batch, kv, k):
     return t
 
 
-def test_iteration_terms_reproduce_iteration_time(shape):
-    from sim.engine.exact import iter_time
+@pytest.mark.parametrize(("model", "count", "extra"), [
+    ("llama-v3p1-8b-instruct", 1, {}),
+    ("llama-v3p1-70b-instruct", 4, {}),
+    ("llama-v3p1-8b-instruct", 1,
+     {"speculative": {"kind": "draft", "tokens": 3, "acceptance_rate": 0.7}}),
+])
+def test_iteration_terms_reproduce_iteration_time(model, count, extra):
+    from sim.engine.price import iter_time
 
-    terms = shape.iteration_terms(8, 2048)
-    d_M, d_C = terms["M"][None, :], terms["C"][None, :]
-    d_PF, d_PM = terms["prefill_flops"][None, :], terms["prefill_memory_s"][None, :]
-    from sim.engine import layout as L
-
-    d_f = np.zeros((1, L.N_DF))
-    d_f[0, L.DF_M1], d_f[0, L.DF_C1] = terms["m1"], terms["c1"]
-    d_f[0, L.DF_ATTN], d_f[0, L.DF_FLOPS] = terms["attn_flops_per_kv_token"], terms["flops"]
-    d_f[0, L.DF_KEEP], d_f[0, L.DF_OVERHEAD] = terms["keep"], terms["overhead_s"]
+    shape = Shape(model=model, accelerator="H100_80GB", count=count, precision="FP8",
+                  max_concurrency=8, **extra)
+    s = simulate(shape, [], [], []).state  # the engine's tables of this shape
     rng = np.random.default_rng(3)
-    cases = [(0, 0, 1, 0), (0, 0, 2048, 0), (8, 0, 0, 0), (1, 1, 0, 0)]
+    cases = [(0, 0, 1, 0), (0, 0, 2048, 0), (8, 0, 0, 0), (1, 1, 0, 0), (8, 100, 2040, 10)]
     for _ in range(300):
         b = int(rng.integers(0, 9))
         p = int(rng.integers(0, 2049 - b))
@@ -65,7 +65,8 @@ def test_iteration_terms_reproduce_iteration_time(shape):
                       float(rng.integers(0, 10**8)) * (p > 0)))
     for b, kv, p, pkv in cases:
         want = shape.iteration_time(b, kv, p, pkv)
-        assert iter_time(0, b, kv, p, pkv, d_M, d_C, d_f, d_PF, d_PM) == want
+        got = iter_time(0, b, kv, p, pkv, s.d_M, s.d_C, s.d_f, s.d_PF)
+        assert got == want, (b, kv, p, pkv)
 
 
 def test_one_request_prefill_then_decode(shape):

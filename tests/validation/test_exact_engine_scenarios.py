@@ -17,7 +17,8 @@ SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
 def test_scenario_runs_on_the_exact_engine(path):
     doc = yaml.safe_load(path.read_text())
-    doc = {k: v for k, v in doc.items() if k not in SWEEP_KEYS}  # a sweep's base scenario
+    # a sweep's or a plan's base scenario
+    doc = {k: v for k, v in doc.items() if k not in (*SWEEP_KEYS, "plan")}
     short = {"engine": "exact", "duration": "6m", "warmup": "1m"}
     loaded = sim.load_scenario(doc, short, base_dir=path.parent)
     res = sim.run(loaded, keep_requests=False)
