@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat
+from pydantic import Field
 
+from sim import limits as L
 from sim.spec import Spec
 
 # Fireworks pricing, as transcribed on 2026-10-07: "Region-restricted deployments
@@ -14,28 +15,32 @@ from sim.spec import Spec
 REGION_PREMIUM = 1.5
 
 
+Price = Annotated[float, Field(ge=0, le=L.MAX_USD)]
+"""USD per GPU-hour or per million tokens."""
+
+
 class ServerlessPrice(Spec):
     """USD per 1M tokens."""
 
-    input: NonNegativeFloat
-    cached_input: NonNegativeFloat | None = Field(
+    input: Price
+    cached_input: Price | None = Field(
         None, description="default: the catalog's, else 50% of input (provider rule)"
     )
-    output: NonNegativeFloat
+    output: Price
 
 
 class BillingSpec(Spec):
-    gpu_hour_usd: dict[str, NonNegativeFloat] = Field(
+    gpu_hour_usd: dict[str, Price] = Field(
         default_factory=dict, description="overrides of the catalog's on-demand prices"
     )
-    reserved: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    reserved: dict[str, Annotated[int, Field(ge=0, le=L.MAX_GPUS)]] = Field(
         default_factory=dict, description="GPUs per accelerator paid for the whole run"
     )
-    reserved_gpu_hour_usd: dict[str, NonNegativeFloat] = Field(
+    reserved_gpu_hour_usd: dict[str, Price] = Field(
         default_factory=dict,
         description="price of reserved GPUs (default: the on-demand price; none is published)",
     )
-    region_premium: Annotated[float, Field(ge=1.0)] = Field(
+    region_premium: Annotated[float, Field(ge=1.0, le=10.0)] = Field(
         REGION_PREMIUM, description="multiplier for deployments pinned to one datacenter"
     )
     bill_from: Literal["ready", "allocated"] = Field(
@@ -45,5 +50,6 @@ class BillingSpec(Spec):
         default_factory=dict, description="USD per 1M tokens, overriding the catalog"
     )
     prefix_cache_hit_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        0.0, description="fraction of input tokens billed at the cached-input price"
+        0.0, description="fraction of input tokens billed at the cached-input price, for "
+        "traffic without prefix information (otherwise the simulated hit rate)"
     )

@@ -19,16 +19,22 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from sim import limits as L
 from sim.spec import Spec
 from sim.units import Bandwidth, Duration
 
 _Z90 = NormalDist().inv_cdf(0.9)
 
 
+Phase = Annotated[Duration, Field(ge=0, le=L.MAX_DELAY_S)]
+DownloadRate = Annotated[Bandwidth, Field(ge=L.MIN_DOWNLOAD_RATE, le=L.MAX_DOWNLOAD_RATE)]
+HorizonTime = Annotated[Duration, Field(ge=0, le=L.MAX_HORIZON_S)]
+
+
 class UniformDuration(Spec):
     kind: Literal["uniform"]
-    low: Annotated[Duration, Field(ge=0)]
-    high: Annotated[Duration, Field(ge=0)]
+    low: Phase
+    high: Phase
 
     @model_validator(mode="after")
     def _order(self) -> UniformDuration:
@@ -39,8 +45,8 @@ class UniformDuration(Spec):
 
 class LognormalDuration(Spec):
     kind: Literal["lognormal"]
-    median: Annotated[Duration, Field(gt=0)]
-    p90: Annotated[Duration, Field(gt=0)]
+    median: Annotated[Duration, Field(gt=0, le=L.MAX_DELAY_S)]
+    p90: Annotated[Duration, Field(gt=0, le=L.MAX_DELAY_S)]
 
     @model_validator(mode="after")
     def _order(self) -> LognormalDuration:
@@ -51,8 +57,8 @@ class LognormalDuration(Spec):
 
 class UniformRate(Spec):
     kind: Literal["uniform"]
-    low: Annotated[Bandwidth, Field(gt=0)]
-    high: Annotated[Bandwidth, Field(gt=0)]
+    low: DownloadRate
+    high: DownloadRate
 
     @model_validator(mode="after")
     def _order(self) -> UniformRate:
@@ -63,8 +69,8 @@ class UniformRate(Spec):
 
 class LognormalRate(Spec):
     kind: Literal["lognormal"]
-    median: Annotated[Bandwidth, Field(gt=0)]
-    p90: Annotated[Bandwidth, Field(gt=0)]
+    median: DownloadRate
+    p90: DownloadRate
 
     @model_validator(mode="after")
     def _order(self) -> LognormalRate:
@@ -73,8 +79,8 @@ class LognormalRate(Spec):
         return self
 
 
-DurationDist = Annotated[Duration, Field(ge=0)] | UniformDuration | LognormalDuration
-RateDist = Annotated[Bandwidth, Field(gt=0)] | UniformRate | LognormalRate
+DurationDist = Phase | UniformDuration | LognormalDuration
+RateDist = DownloadRate | UniformRate | LognormalRate
 
 
 def sampler(
@@ -101,8 +107,8 @@ class ColdStartSpec(Spec):
 
 
 class BackgroundStep(Spec):
-    at: Annotated[Duration, Field(ge=0)]
-    gpus: int = Field(ge=0)
+    at: HorizonTime
+    gpus: int = Field(ge=0, le=L.MAX_GPUS)
 
 
 class BackgroundSpec(Spec):
@@ -110,7 +116,7 @@ class BackgroundSpec(Spec):
 
     datacenter: str
     accelerator: str
-    steps: list[BackgroundStep] = Field(min_length=1)
+    steps: list[BackgroundStep] = Field(min_length=1, max_length=L.MAX_LIST)
 
     @model_validator(mode="after")
     def _sorted(self) -> BackgroundSpec:
@@ -122,12 +128,12 @@ class BackgroundSpec(Spec):
 
 class OutageSpec(Spec):
     datacenter: str
-    start: Annotated[Duration, Field(ge=0)]
-    duration: Annotated[Duration, Field(gt=0)]
+    start: HorizonTime
+    duration: Annotated[Duration, Field(gt=0, le=L.MAX_HORIZON_S)]
 
 
 class FaultSpec(Spec):
-    replica_mtbf: Annotated[Duration, Field(gt=0)] | None = Field(
+    replica_mtbf: Annotated[Duration, Field(ge=L.MIN_MTBF_S, le=L.MAX_HORIZON_S)] | None = Field(
         None, description="mean time between failures of one ready replica (exponential)"
     )
-    outages: list[OutageSpec] = Field(default_factory=list)
+    outages: list[OutageSpec] = Field(default_factory=list, max_length=L.MAX_LIST)

@@ -58,8 +58,9 @@ KPIS: tuple[KPI, ...] = (
         "answered 503", "requests", "count", REQUESTS, "lower"),
     KPI("http_429", "HTTP 429 responses", "attempts answered 429 (router queue full, "
         "`max_queue`)", "attempts", "count", REQUESTS, "lower", "5%"),
-    KPI("http_400", "HTTP 400 responses", "requests refused for exceeding the context or the "
-        "KV cache (`status == rejected_400`)", "requests", "count", REQUESTS, "lower"),
+    KPI("http_400", "requests refused (HTTP 400)", "requests refused for exceeding the "
+        "context or the KV cache (`status == rejected_400`)", "requests", "count", REQUESTS,
+        "lower"),
     KPI("retries", "retries", "Σ (`attempts` − 1)", "attempts", "count", REQUESTS, "lower"),
     # -- latency ---------------------------------------------------------------
     KPI("user_ttft_p50_s", "user TTFT p50", "p50 of `user_ttft_s` (from the first attempt)",
@@ -86,7 +87,8 @@ KPIS: tuple[KPI, ...] = (
         LATENCY, "lower", "10%"),
     KPI("slo_attainment", "SLO attainment", "fraction of post-warm-up requests that are `ok` "
         "with `user_ttft_s ≤ slo.ttft_p99`, `tpot_s ≤ slo.tpot_p99` and `user_e2e_s ≤ "
-        "slo.e2e_p99` (objectives not set are not checked; `null` without any objective)",
+        "slo.e2e_p99` (objectives not set are not checked: without any, the share served "
+        "ok; the terminal and the report show it only when an objective is set)",
         "fraction", "fraction", LATENCY, "higher", "0.01"),
     # -- capacity --------------------------------------------------------------
     KPI("mean_ready_replicas", "ready replicas, mean", "∫ ready replicas dt / simulated time",
@@ -114,6 +116,9 @@ KPIS: tuple[KPI, ...] = (
     KPI("utilization", "utilization (capacity used)", "Σ output tokens of `ok` requests / "
         "(∫ ready replicas dt × a replica's saturation throughput at the run's mean request "
         "sizes); between 0 and 1", "fraction", "fraction", CAPACITY),
+    KPI("prefix_cache_hit_rate", "prefix cache hit rate", "Σ prompt tokens served from a "
+        "replica's prefix cache / Σ prompt tokens prefilled (0 without prefix information or "
+        "with `prefix_caching: false`)", "fraction", "fraction", CAPACITY, "higher"),
     KPI("busy_fraction", "busy fraction", "∫ replicas with ≥ 1 request in service dt / ∫ "
         "ready replicas dt", "fraction", "fraction", CAPACITY),
     # -- cost ------------------------------------------------------------------
@@ -128,9 +133,10 @@ KPIS: tuple[KPI, ...] = (
     KPI("reserved_cost_usd", "of which reserved", "the reservations, used or not",
         "USD", "usd", COST, total_only=True),
     KPI("serverless_cost_usd", "serverless price of the same tokens", "Σ over every request "
-        "of (input·(1−h)·p_in + input·h·p_cached + output·p_out) / 10⁶, `h` = "
-        "`billing.prefix_cache_hit_rate`; `null` when the model has no published serverless "
-        "price and the scenario gives none", "USD", "usd", COST),
+        "of (input·(1−h)·p_in + input·h·p_cached + output·p_out) / 10⁶, `h` = the simulated "
+        "`prefix_cache_hit_rate` when the traffic carries prefix information and "
+        "`prefix_caching` is on, else `billing.prefix_cache_hit_rate`; `null` when the model "
+        "has no published serverless price and the scenario gives none", "USD", "usd", COST),
     KPI("cost_per_million_tokens_usd", "cost per 1M tokens", "`cost_usd` / (Σ input + output "
         "tokens of `ok` requests) × 10⁶", "USD", "usd", COST, "lower"),
 )

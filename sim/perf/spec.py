@@ -18,6 +18,7 @@ from sim.catalog.accelerators import accelerator_names
 from sim.catalog.precision import Precision
 from sim.catalog.presets import get_preset
 from sim.errors import InputError
+from sim.limits import MAX_GPUS_PER_REPLICA
 from sim.perf.params import DEFAULT
 from sim.perf.profiles import DEFAULT_ENGINE, get_profile
 from sim.perf.scaling import ScalingModel
@@ -29,13 +30,13 @@ from sim.spec import Spec
 class ScalingSpec(Spec):
     """USL coefficients overriding the calibrated defaults."""
 
-    sigma: float = Field(DEFAULT.sigma, ge=0.0)
-    kappa: float = Field(DEFAULT.kappa, ge=0.0)
+    sigma: float = Field(DEFAULT.sigma, ge=0.0, le=1.0)
+    kappa: float = Field(DEFAULT.kappa, ge=0.0, le=1.0)
 
 
 class ShapeSpec(Spec):
     accelerator: str
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_GPUS_PER_REPLICA)
     precision: Precision | None = None  # None: the model's native precision
     speculative: SpeculativeSpec | None = None
     curve: str | None = None

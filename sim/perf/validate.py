@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = section(table, exact)
     print(text)
     if args.write:
-        write_section(Path(__file__).resolve().parents[2] / "docs" / "validation.md", text)
+        write_section(Path("docs") / "validation.md", text)  # from a checkout
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.policies.schedule import DEFAULT_START, CronWindow, aware, check_cron, check_zone
 from sim.spec import Spec
@@ -67,8 +68,8 @@ class ScalingSchedule(Spec):
 
     name: str = Field(min_length=1)
     schedule: str = Field(description="cron: minute hour day-of-month month day-of-week")
-    duration: Duration = Field(gt=0, description="how long each firing lasts")
-    min_replicas: int = Field(ge=0, description="the minimum while active")
+    duration: Duration = Field(gt=0, le=L.MAX_WINDOW_S, description="how long each firing lasts")
+    min_replicas: int = Field(ge=0, le=L.MAX_REPLICAS, description="the minimum while active")
     time_zone: str = Field("UTC", description="IANA time zone of the cron expression")
 
     @field_validator("schedule")
@@ -90,19 +91,23 @@ class Fireworks(Policy):
             default_factory=LoadTargets,
             description="per-replica targets; the replicas asked for are the max over them")
         scale_up_window: Duration = Field(
-            30.0, validate_default=False, description="a higher desire must hold this long; ≤ 1h")
+            30.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
+            description="a higher desire must hold this long; ≤ 1h")
         scale_down_window: Duration = Field(
-            600.0, validate_default=False,
+            600.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
             description="a lower desire must hold this long since the last change; ≤ 1h")
         scale_to_zero_window: Duration = Field(
-            HOUR, validate_default=False, description="≥ 5m; applies when min_replicas is 0"
+            HOUR, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
+            description="≥ 5m; applies when min_replicas is 0"
         )
         initial_replicas: int | None = Field(
-            None, ge=0, description="replicas at t = 0 (default: min_replicas)"
+            None, ge=0, le=L.MAX_REPLICAS, description="replicas at t = 0 (default: min_replicas)"
         )
-        sync_period: Duration = Field(10.0, validate_default=False, gt=0,
+        sync_period: Duration = Field(10.0, validate_default=False,
+                                      ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                       description="how often the controller decides (capsim's)")
-        metrics_window: Duration = Field(60.0, validate_default=False, gt=0,
+        metrics_window: Duration = Field(60.0, validate_default=False,
+                                         ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                          description="metrics averaged over this (capsim's)")
         scaling_schedules: list[ScalingSchedule] = Field(
             default_factory=list, max_length=5,

@@ -36,6 +36,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.spec import Spec
 from sim.units import Duration
@@ -51,7 +52,7 @@ class ScalingPolicy(Spec):
 
     type: Literal["Pods", "Percent"]
     value: int = Field(gt=0)
-    period: Duration = Field(gt=0, le=1800, description="periodSeconds, 1s to 30m")
+    period: Duration = Field(ge=L.MIN_PERIOD_S, le=1800, description="periodSeconds, 1s to 30m")
 
 
 class ScaleUpRules(Spec):
@@ -251,13 +252,15 @@ class Hpa(Policy):
             default_factory=Behavior,
             description="scale_up / scale_down: stabilization_window, select_policy "
                         "(Max, Min, Disabled), policies [{type: Pods|Percent, value, period}]")
-        sync_period: Duration = Field(15.0, validate_default=False, gt=0,
+        sync_period: Duration = Field(15.0, validate_default=False,
+                                      ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                       description="--horizontal-pod-autoscaler-sync-period")
         metrics_window: Duration = Field(
-            30.0, validate_default=False, gt=0,
+            30.0, validate_default=False, ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
             description="each sample averages this (a 30 s scrape; capsim's)"
         )
-        initial_replicas: int | None = Field(None, ge=0, description="default: 1")
+        initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,
+                                             description="default: 1")
 
     def __init__(self, params: Spec):
         assert isinstance(params, Hpa.Params)

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
+from sim import limits as L
 from sim.policies.hpa import (
     Behavior,
     Hpa,
@@ -53,21 +54,26 @@ class Keda(Hpa):
             min_length=1,
             description="[{metric, threshold (per replica), activation_threshold (0)}]; "
                         "active if any is active")
-        polling_interval: Duration = Field(30.0, validate_default=False, gt=0,
+        polling_interval: Duration = Field(30.0, validate_default=False,
+                                           ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                            description="how often the operator checks triggers")
         cooldown_period: Duration = Field(
-            300.0, validate_default=False, ge=0, description="inactivity before N → 0"
+            300.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
+            description="inactivity before N → 0"
         )
         initial_cooldown_period: Duration = Field(
-            0.0, validate_default=False, ge=0,
+            0.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
             description="after creation, before a never-active target may go to zero")
         tolerance: float = Field(0.1, ge=0, lt=1, description="the HPA's")
         behavior: Behavior = Field(default_factory=Behavior, description="the HPA's")
-        sync_period: Duration = Field(15.0, validate_default=False, gt=0,
+        sync_period: Duration = Field(15.0, validate_default=False,
+                                      ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                       description="the HPA's")
-        metrics_window: Duration = Field(30.0, validate_default=False, gt=0,
+        metrics_window: Duration = Field(30.0, validate_default=False,
+                                         ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                          description="trigger values average this (capsim's)")
-        initial_replicas: int | None = Field(None, ge=0, description="default: min_replicas")
+        initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,
+                                             description="default: min_replicas")
 
     def __init__(self, params: Spec):
         assert isinstance(params, Keda.Params)

@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
 from sim.spec import Spec
 from sim.units import Duration
@@ -117,8 +118,9 @@ class Kpa(Policy):
     class Params(Spec):
         policy: Literal["kpa"] = "kpa"
         container_concurrency: int | None = Field(
-            None, ge=0, description="hard limit per replica (default: its max_concurrency); "
-                                    "0 = unlimited")
+            None, ge=0, le=L.MAX_CONCURRENCY,
+            description="hard limit per replica (none: the load is read in "
+                        "replica capacities); 0 = unlimited")
         target: float | None = Field(
             None, gt=0, description="autoscaling.knative.dev/target: per-replica concurrency")
         target_utilization: float = Field(
@@ -135,18 +137,20 @@ class Kpa(Policy):
         max_scale_down_rate: float = Field(2.0, gt=1,
                                            description="at least floor(ready / rate)")
         scale_to_zero_grace_period: Duration = Field(
-            30.0, validate_default=False, ge=0,
+            30.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
             description="inactive this long (after a stable window at 0) before 0")
         scale_to_zero_pod_retention_period: Duration = Field(
-            0.0, validate_default=False, ge=0, description="keep the last pod at least this long")
+            0.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
+            description="keep the last pod at least this long")
         scale_down_delay: Duration = Field(
             0.0, validate_default=False, ge=0, le=3600,
             description="scale down to the max wanted over this window")
         enable_scale_to_zero: bool = Field(True, description="else never below 1")
-        initial_scale: int = Field(1, ge=0, description="replicas at creation")
+        initial_scale: int = Field(1, ge=0, le=L.MAX_REPLICAS, description="replicas at creation")
         target_burst_capacity: float = Field(
             200.0, ge=-1, description="for the excess burst capacity (reported only)")
-        tick_interval: Duration = Field(2.0, validate_default=False, gt=0,
+        tick_interval: Duration = Field(2.0, validate_default=False,
+                                        ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                         description="how often the autoscaler decides")
 
     def __init__(self, params: Spec):

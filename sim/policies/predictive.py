@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from sim import limits as L
 from sim.policies.hpa import per_replica_total
 from sim.policies.registry import Observation, Policy, clamp, get_policy, parse_params, register
 from sim.spec import NestedError, Spec
@@ -49,17 +50,18 @@ class Predictive(Policy):
         target: float | None = Field(None, gt=0, description="per replica, in metric units")
         target_utilization: float = Field(0.8, gt=0, le=1,
                                           description="for concurrent_requests without target")
-        season: Duration = Field(86400.0, validate_default=False, gt=0,
+        season: Duration = Field(86400.0, validate_default=False, gt=0, le=L.MAX_WINDOW_S,
                                  description="the forecast for t is the load at t − season")
         seasons: int = Field(1, ge=1, le=14, description="previous seasons averaged")
-        resolution: Duration = Field(3600.0, validate_default=False, gt=0,
+        resolution: Duration = Field(3600.0, validate_default=False,
+                                     ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                      description="load recorded in buckets of this length")
         statistic: Literal["mean", "max"] = Field(
             "mean", description="a bucket's value: the mean load, or the peak of sync-period means")
-        lead: Duration = Field(300.0, validate_default=False, ge=0,
+        lead: Duration = Field(300.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                description="capacity for t + lead is set at t")
         sync_period: Duration | None = Field(
-            None, validate_default=False, gt=0,
+            None, validate_default=False, ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
             description="decide (both parts) this often; default: the reactive policy's")
 
         @field_validator("reactive", mode="before")

@@ -27,6 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, clamp, register
 from sim.spec import Spec
 from sim.units import Duration
@@ -84,18 +85,21 @@ class RayServe(Policy):
     class Params(Spec):
         policy: Literal["ray_serve"] = "ray_serve"
         target_ongoing_requests: float = Field(2.0, gt=0, description="per replica")
-        look_back_period: Duration = Field(30.0, validate_default=False, gt=0,
+        look_back_period: Duration = Field(30.0, validate_default=False,
+                                           ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                            description="ongoing requests averaged over this")
         smoothing_factor: float = Field(1.0, gt=0, description="the part of the gap moved")
         upscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
         downscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
-        upscale_delay: Duration = Field(30.0, validate_default=False, ge=0,
+        upscale_delay: Duration = Field(30.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                         description="consecutive ticks wanting more")
-        downscale_delay: Duration = Field(600.0, validate_default=False, ge=0,
+        downscale_delay: Duration = Field(600.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                           description="consecutive ticks wanting fewer")
         downscale_to_zero_delay: Duration | None = Field(
-            None, validate_default=False, ge=0, description="1 → 0; default: downscale_delay")
-        initial_replicas: int | None = Field(None, ge=0, description="default: min_replicas")
+            None, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
+            description="1 → 0; default: downscale_delay")
+        initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,
+                                             description="default: min_replicas")
         sync_period: Duration = Field(
             1.0, validate_default=False, ge=0.1,
             description="capsim's evaluation period; Ray's loop ticks every 0.1 s")

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, clamp, register
 from sim.policies.schedule import (
     DEFAULT_START,
@@ -31,13 +32,16 @@ from sim.units import Duration
 
 
 class Window(Spec):
-    replicas: int = Field(ge=0)
+    replicas: int = Field(ge=0, le=L.MAX_REPLICAS)
     cron: str | None = Field(None, description="five-field cron expression (with duration)")
-    duration: Duration | None = Field(None, gt=0, description="how long each firing lasts")
+    duration: Duration | None = Field(None, gt=0, le=L.MAX_HORIZON_S,
+                                      description="how long each firing lasts")
     time_zone: str = Field("UTC", description="IANA time zone of the cron expression")
-    start: Duration | None = Field(None, ge=0, description="run time (with end)")
-    end: Duration | None = Field(None, gt=0)
-    every: Duration | None = Field(None, gt=0, description="repeat period of start..end")
+    start: Duration | None = Field(None, ge=0, le=L.MAX_HORIZON_S,
+                                   description="run time (with end)")
+    end: Duration | None = Field(None, gt=0, le=L.MAX_HORIZON_S)
+    every: Duration | None = Field(None, gt=0, le=L.MAX_HORIZON_S,
+                                   description="repeat period of start..end")
 
     @field_validator("cron")
     @classmethod
@@ -73,10 +77,12 @@ class Scheduled(Policy):
             min_length=1,
             description="[{replicas, cron, duration, time_zone}] or "
                         "[{replicas, start, end, every}]; the highest active count wins")
-        default_replicas: int = Field(0, ge=0, description="outside every window")
+        default_replicas: int = Field(0, ge=0, le=L.MAX_REPLICAS,
+                                      description="outside every window")
         start_time: datetime = Field(
             DEFAULT_START, description="wall-clock time at t = 0, for cron windows")
-        sync_period: Duration = Field(60.0, validate_default=False, gt=0,
+        sync_period: Duration = Field(60.0, validate_default=False,
+                                      ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                       description="how often the clock is read")
 
         @field_validator("start_time")

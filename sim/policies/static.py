@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from sim import limits as L
 from sim.policies.registry import Observation, Policy, clamp, register
 from sim.spec import Spec
 
@@ -14,7 +15,8 @@ from sim.spec import Spec
 class Static(Policy):
     class Params(Spec):
         policy: Literal["static"] = "static"
-        replicas: int = Field(ge=0, description="replicas kept ready for the whole run")
+        replicas: int = Field(ge=0, le=L.MAX_REPLICAS,
+                              description="replicas kept ready for the whole run")
 
     sync_period_s = 3600.0  # nothing to decide; crashes are replaced when they happen
     scales_from_zero = False  # N replicas, always: even N = 0

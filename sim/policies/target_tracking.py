@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
+from sim import limits as L
 from sim.policies.hpa import Metric, per_replica_total
 from sim.policies.registry import Observation, Policy, clamp, register
 from sim.spec import Spec
@@ -81,18 +82,19 @@ class TargetTracking(Policy):
         metric: Metric = Field("utilization", description="tracked per in-service instance")
         target_value: PositiveFloat = Field(
             0.7, description="per instance (AWS has no default; capsim's: 70 % utilization)")
-        scale_out_cooldown: Duration = Field(300.0, validate_default=False, ge=0,
+        scale_out_cooldown: Duration = Field(300.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                              description="ScaleOutCooldown")
-        scale_in_cooldown: Duration = Field(300.0, validate_default=False, ge=0,
+        scale_in_cooldown: Duration = Field(300.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                             description="ScaleInCooldown")
         disable_scale_in: bool = Field(False, description="DisableScaleIn")
-        period: Duration = Field(60.0, validate_default=False, gt=0,
+        period: Duration = Field(60.0, validate_default=False, ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                  description="one datapoint per period")
         scale_out_datapoints: int = Field(3, ge=1, description="AlarmHigh: N of N above")
         scale_in_datapoints: int = Field(15, ge=1, description="AlarmLow: N of N below")
         scale_in_ratio: float = Field(0.9, gt=0, le=1,
                                       description="scale-in alarm below this × target")
-        initial_replicas: int | None = Field(None, ge=0, description="default: min_replicas")
+        initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,
+                                             description="default: min_replicas")
 
     def __init__(self, params: Spec):
         assert isinstance(params, TargetTracking.Params)

@@ -37,7 +37,8 @@ from sim import units
 from sim.policies.registry import get_policy, policy_names
 from sim.scenario.schema import DeploymentSpec, Scenario
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "scenario.md"
+# Repository tooling: relative to the current folder (a checkout); pass another path.
+DOC = Path("docs") / "reference" / "scenario.md"
 COMMAND = "python -m sim.scenario.docgen"
 
 # Keys whose spec has no ``description=``, described here ("Class.key", the class's
@@ -192,19 +193,34 @@ def _unit_kind(metadata: list[Any]) -> str | None:
     return None
 
 
-def _bounds(metadata: list[Any]) -> list[str]:
+def _bound_text(value: Any, unit: str | None) -> str:
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        return str(value)
+    if unit == "duration":
+        return units.format_duration(float(value)) if value else "0"
+    if unit in ("size", "bandwidth"):
+        text = units.size_text(float(value))
+        return f"{text}/s" if unit == "bandwidth" else text
+    if value == 2**63 - 1:
+        return "2⁶³ − 1"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}".replace(",", " ") if abs(value) >= 10_000 else f"{int(value)}"
+    return f"{value:g}"
+
+
+def _bounds(metadata: list[Any], unit: str | None = None) -> list[str]:
     out = []
     for item in metadata:
         if isinstance(item, Ge):
-            out.append(f"≥ {item.ge:g}" if isinstance(item.ge, float | int) else f"≥ {item.ge}")
+            out.append(f"≥ {_bound_text(item.ge, unit)}")
         elif isinstance(item, Gt):
-            out.append(f"> {item.gt:g}" if isinstance(item.gt, float | int) else f"> {item.gt}")
+            out.append(f"> {_bound_text(item.gt, unit)}")
         elif isinstance(item, Le):
-            out.append(f"≤ {item.le:g}" if isinstance(item.le, float | int) else f"≤ {item.le}")
+            out.append(f"≤ {_bound_text(item.le, unit)}")
         elif isinstance(item, Lt):
-            out.append(f"< {item.lt:g}" if isinstance(item.lt, float | int) else f"< {item.lt}")
+            out.append(f"< {_bound_text(item.lt, unit)}")
         elif isinstance(item, FieldInfo):
-            out += _bounds(list(item.metadata))
+            out += _bounds(list(item.metadata), unit)
     return out
 
 
@@ -286,7 +302,7 @@ class _Walker:
         tp, metadata = _flatten(annotation)
         metadata = [*(extra or []), *metadata]
         unit = _unit_kind(metadata)
-        bounds = _bounds(metadata)
+        bounds = _bounds(metadata, unit)
         suffix = f" {', '.join(bounds)}" if bounds else ""
         origin = typing.get_origin(tp)
         if unit is not None:

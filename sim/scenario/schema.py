@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from sim import limits as L
 from sim.billing.spec import BillingSpec
 from sim.fleet.spec import BackgroundSpec, ColdStartSpec, FaultSpec
 from sim.perf import ShapeSpec
@@ -19,18 +20,22 @@ from sim.spec import Spec
 from sim.units import Duration
 from sim.workload import TrafficSpec
 
-PositiveDuration = Annotated[Duration, Field(gt=0)]
-NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+PositiveDuration = Annotated[Duration, Field(gt=0, le=L.MAX_HORIZON_S)]
+NonNegativeDuration = Annotated[Duration, Field(ge=0, le=L.MAX_HORIZON_S)]
+Delay = Annotated[Duration, Field(gt=0, le=L.MAX_DELAY_S)]
+Replicas = Annotated[int, Field(ge=0, le=L.MAX_REPLICAS)]
 
 
 class ClientSpec(Spec):
     """How clients retry 429 and 503 (the provider's reliability guide: max_retries=5, base 1 s)."""
 
-    max_retries: int = Field(5, ge=0, description="retries after the first attempt")
-    backoff_base: PositiveDuration = Field(
+    max_retries: int = Field(
+        5, ge=0, le=L.MAX_RETRIES, description="retries after the first attempt"
+    )
+    backoff_base: Delay = Field(
         1.0, validate_default=False, description="delay before the first retry"
     )
-    backoff_max: PositiveDuration = Field(
+    backoff_max: Delay = Field(
         60.0, validate_default=False, description="cap on the exponential delay"
     )
     jitter: Literal["full", "none"] = Field("full", description="full: uniform in [0, delay]")
@@ -39,37 +44,62 @@ class ClientSpec(Spec):
 class SLOSpec(Spec):
     """Latency objectives a request must meet to count towards ``slo_attainment``."""
 
-    ttft_p99: PositiveDuration | None = None
-    tpot_p99: PositiveDuration | None = None
-    e2e_p99: PositiveDuration | None = None
+    ttft_p99: Delay | None = None
+    tpot_p99: Delay | None = None
+    e2e_p99: Delay | None = None
+
+
+def _router_shorthand(value: Any) -> Any:
+    return {"policy": value} if isinstance(value, str) else value
+
+
+class RouterSpec(Spec):
+    """Which ready replica takes a new request (``router: prefix_aware`` is short for
+    ``router: {policy: prefix_aware}``)."""
+
+    policy: Literal["least_loaded", "prefix_aware", "session", "round_robin", "random"] = (
+        Field("least_loaded", description="least_loaded, prefix_aware, session, round_robin "
+              "or random")
+    )
+    balance_abs: Annotated[int, Field(ge=0)] = Field(
+        64, description="prefix_aware, session: a replica is overloaded when it has more than "
+        "this many requests above the least loaded one ..."
+    )
+    balance_rel: Annotated[float, Field(ge=1.0, allow_inf_nan=False)] = Field(
+        1.5, description="... and more than this many times as many"
+    )
 
 
 class DeploymentSpec(Spec):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=L.MAX_NAME)
     model: str
     shape: ShapeSpec | str = Field(
         "throughput", description="a preset name (minimal, throughput, fast) or a shape"
     )
     region: str | None = Field(None, description="GLOBAL, a mega-region or a datacenter")
-    min_replicas: int = Field(0, ge=0)
-    max_replicas: int | None = Field(
-        None, ge=0, description="default: max(min_replicas, 1), as the provider's API"
+    min_replicas: Replicas = 0
+    max_replicas: Replicas | None = Field(
+        None, description="default: max(min_replicas, 1), as the provider's API"
     )
     autoscaler: Any = Field(default=None, description="a policy: {policy: static, replicas: N}")
-    max_concurrency: PositiveInt | None = Field(None, description="per replica")
+    max_concurrency: Annotated[int, Field(ge=1, le=L.MAX_CONCURRENCY)] | None = Field(
+        None, description="per replica"
+    )
     serving_engine: str = Field(
         "vllm", min_length=1,
         description="the serving engine whose step-time profile prices iterations: vllm, "
         "sglang, trtllm, or a profile file written by capsim calibrate (*.json, relative to "
         "the scenario file)",
     )
-    max_queue: int | None = Field(None, ge=0, description="router queue; beyond it: 429")
-    max_num_batched_tokens: PositiveInt | None = Field(
+    max_queue: int | None = Field(
+        None, ge=0, le=L.MAX_QUEUE, description="router queue; beyond it: 429"
+    )
+    max_num_batched_tokens: Annotated[int, Field(ge=1, le=L.MAX_BATCHED_TOKENS)] | None = Field(
         None,
         description="tokens per iteration, decode tokens included (chunked prefill budget);"
         " default 2048 (vLLM's), at least max_concurrency",
     )
-    kv_block_tokens: PositiveInt = Field(16, description="KV cache block size (vLLM: 16)")
+    kv_block_tokens: int = Field(16, ge=1, le=1024, description="KV cache block size (vLLM: 16)")
     kv_admission: Literal["reserve", "grow"] = Field(
         "reserve",
         description="reserve: prompt + output at admission; grow: blocks as tokens come,"
@@ -81,6 +111,13 @@ class DeploymentSpec(Spec):
     )
     warm_start: bool = Field(
         True, description="replicas at t = 0 are already running (no cold start)"
+    )
+    router: Annotated[RouterSpec, BeforeValidator(_router_shorthand)] = Field(
+        default_factory=RouterSpec, description="which ready replica takes a new request"
+    )
+    prefix_caching: bool = Field(
+        True, description="replicas cache prompt blocks and skip their prefill on a hit "
+        "(needs prefix information in the traffic)"
     )
     traffic: TrafficSpec
 
@@ -120,31 +157,37 @@ class DeploymentSpec(Spec):
 
 
 class Scenario(Spec):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=L.MAX_NAME)
     engine: Literal["fast", "exact"] = Field(
         "fast",
         description="fast: a few events per request; exact: every iteration, as vLLM v1"
         " schedules them",
     )
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     duration: PositiveDuration
     warmup: NonNegativeDuration = Field(
         0.0, validate_default=False, description="excluded from latency statistics"
     )
-    timeline_interval: PositiveDuration = Field(
+    timeline_interval: Annotated[
+        Duration, Field(ge=L.MIN_TIMELINE_INTERVAL_S, le=L.MAX_HORIZON_S)
+    ] = Field(
         60.0, validate_default=False, description="timeline row length"
     )
-    regions: dict[str, dict[str, Annotated[int, Field(ge=0)]]] | None = Field(
+    regions: dict[str, dict[str, Annotated[int, Field(ge=0, le=L.MAX_GPUS)]]] | None = Field(
         None, description="GPUs per datacenter and accelerator (default: the catalog's)"
     )
-    deployments: list[DeploymentSpec] = Field(min_length=1)
+    deployments: list[DeploymentSpec] = Field(min_length=1, max_length=L.MAX_DEPLOYMENTS)
     clients: ClientSpec = Field(default_factory=ClientSpec)
     slo: SLOSpec = Field(default_factory=SLOSpec)
     billing: BillingSpec = Field(default_factory=BillingSpec)
     background_demand: list[BackgroundSpec] = Field(
-        default_factory=list, description="GPUs taken by other tenants over time"
+        default_factory=list, max_length=L.MAX_LIST,
+        description="GPUs taken by other tenants over time",
     )
     faults: FaultSpec = Field(default_factory=FaultSpec)
+    large_run_ok: bool = Field(
+        False, description="run without the warnings of a large run's estimate (as --yes)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

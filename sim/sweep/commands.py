@@ -11,7 +11,7 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.io.atomic import output_dir
-from sim.sweep.executors import Executor, make_executor
+from sim.sweep.executors import DaskExecutor, Executor, make_executor
 from sim.sweep.plan import SweepPlan, load_sweep
 from sim.sweep.runner import SweepReport, run_sweep
 from sim.sweep.worker import RunOutcome
@@ -65,7 +65,10 @@ def add_parsers(sub: Any) -> None:
 def _executor(args: argparse.Namespace) -> Executor:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1 (got {args.workers})")
-    return make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
+    executor = make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
+    if isinstance(executor, DaskExecutor):
+        executor.connect()  # a cluster that cannot run anything: exit 2, nothing written
+    return executor
 
 
 class _Progress:

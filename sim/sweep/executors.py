@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from sim.errors import InputError
+from sim.errors import InputError, elide
 from sim.sweep.worker import RunOutcome, RunTask
 
 Runner = Callable[[RunTask], RunOutcome]
@@ -55,8 +55,10 @@ class LocalExecutor:
 
     Workers come from a *forkserver* that has imported ``sim`` once, so each
     starts in a fraction of a second and loads numba's cached kernel.  At most
-    ``workers`` runs are in flight; if a worker dies (killed, out of memory),
-    the runs in flight are reported failed and a fresh pool takes the rest.
+    ``workers`` runs are in flight.  If a worker dies (killed, out of memory),
+    the pool breaks and every run in flight loses its result: each of those is
+    re-run alone in a fresh one-worker pool — only a run whose worker dies again
+    is reported failed — and a fresh pool takes the rest.
     """
 
     name = "local"
@@ -66,51 +68,75 @@ class LocalExecutor:
         if self.workers < 1:
             raise InputError(f"--workers must be at least 1 (got {self.workers})")
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self, workers: int | None = None) -> ProcessPoolExecutor:
         ctx: Any
         if "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["sim.sweep._preload"])
         else:  # Windows: each worker imports capsim and loads the kernel itself
             ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return ProcessPoolExecutor(max_workers=workers or self.workers, mp_context=ctx)
 
     def map(self, fn: Runner, tasks: Iterable[RunTask]) -> Iterator[tuple[RunTask, RunOutcome]]:
         queue = list(tasks)
         queue.reverse()
         while queue:
-            pool = self._pool()
-            in_flight: dict[Future[RunOutcome], RunTask] = {}
-            broken = False
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < self.workers and not broken:
-                        task = queue.pop()
-                        in_flight[pool.submit(fn, task)] = task
-                    if not in_flight:
-                        break
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    finished = []
-                    for fut in done:
-                        task = in_flight.pop(fut)
-                        try:
-                            outcome = fut.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            outcome = _died(task, "worker process died (killed or out of "
-                                                  "memory?) while this run was in flight")
-                        except Exception as exc:  # e.g. a result that does not pickle
-                            outcome = _died(task, f"{type(exc).__name__}: {exc}")
-                        finished.append((task, outcome))
-                    # Keep the workers busy while the caller writes what finished.
-                    while queue and len(in_flight) < self.workers and not broken:
-                        task = queue.pop()
-                        in_flight[pool.submit(fn, task)] = task
-                    yield from finished
-                    if broken and not in_flight:
-                        break
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            suspects: list[RunTask] = []
+            yield from self._until_broken(fn, queue, suspects)
+            # The pool broke: one of the runs in flight killed its worker, and every
+            # run in flight lost its result.  Each is re-run alone in a fresh pool, so
+            # only the run whose worker dies again is reported failed.
+            for task in suspects:
+                yield task, self._alone(fn, task)
+
+    def _until_broken(self, fn: Runner, queue: list[RunTask],
+                      suspects: list[RunTask]) -> Iterator[tuple[RunTask, RunOutcome]]:
+        """Run ``queue`` (popped from the end) until it is empty or the pool breaks;
+        the runs in flight when it broke go to ``suspects``."""
+        pool = self._pool()
+        in_flight: dict[Future[RunOutcome], RunTask] = {}
+        broken = False
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < self.workers and not broken:
+                    task = queue.pop()
+                    in_flight[pool.submit(fn, task)] = task
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                finished = []
+                for fut in done:
+                    task = in_flight.pop(fut)
+                    try:
+                        outcome = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        suspects.append(task)
+                        continue
+                    except Exception as exc:  # e.g. a result that does not pickle
+                        outcome = _died(task, f"{type(exc).__name__}: {exc}")
+                    finished.append((task, outcome))
+                # Keep the workers busy while the caller writes what finished.
+                while queue and len(in_flight) < self.workers and not broken:
+                    task = queue.pop()
+                    in_flight[pool.submit(fn, task)] = task
+                yield from finished
+                if broken and not in_flight:
+                    break
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _alone(self, fn: Runner, task: RunTask) -> RunOutcome:
+        pool = self._pool(1)
+        try:
+            return pool.submit(fn, task).result()
+        except BrokenProcessPool:
+            return _died(task, "worker process died (killed or out of memory?) while this "
+                               "run was in flight")
+        except Exception as exc:
+            return _died(task, f"{type(exc).__name__}: {exc}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor:
@@ -129,6 +155,15 @@ class DaskExecutor:
         self.scheduler = scheduler
         self.workers = workers
         self.timeout_s = timeout_s
+        self._connection: tuple[Any, Any] | None = None
+
+    def connect(self) -> DaskExecutor:
+        """Connect now (to the scheduler, or start the local cluster) and wait for its
+        workers, so that a cluster that cannot run anything is one InputError before
+        the sweep writes a file.  :meth:`map` uses this connection and closes it."""
+        if self._connection is None:
+            self._connection = self._client()
+        return self
 
     def _client(self) -> tuple[Any, Any]:
         try:
@@ -141,22 +176,39 @@ class DaskExecutor:
                 client = Client(self.scheduler, timeout=self.timeout_s)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise InputError(f"cannot connect to the Dask scheduler at "
-                                 f"{self.scheduler}: {exc}") from None
-            if self.workers:
-                client.wait_for_workers(self.workers, timeout=self.timeout_s)
+                                 f"{self.scheduler}: {elide(str(exc), 160)}") from None
+            want = self.workers or 1
+            try:
+                client.wait_for_workers(want, timeout=self.timeout_s)
+            except (OSError, TimeoutError) as exc:
+                client.close()
+                have = len(client.scheduler_info().get("workers", {})) if client.status == \
+                    "running" else 0
+                raise InputError(f"the Dask scheduler at {self.scheduler} has {have} of the "
+                                 f"{want} worker{'s' * (want != 1)} needed after "
+                                 f"{self.timeout_s:g} s ({type(exc).__name__})") from None
             return client, None
-        cluster = LocalCluster(n_workers=self.workers or default_workers(),
-                               threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        return Client(cluster), cluster
+        try:
+            cluster = LocalCluster(n_workers=self.workers or default_workers(),
+                                   threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            return Client(cluster), cluster
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot start a local Dask cluster: "
+                             f"{elide(f'{type(exc).__name__}: {exc}', 160)}") from None
 
     def map(self, fn: Runner, tasks: Iterable[RunTask]) -> Iterator[tuple[RunTask, RunOutcome]]:
         from distributed import as_completed
 
         todo = list(tasks)
+        connection, self._connection = self._connection, None
         if not todo:
+            if connection is not None:
+                connection[0].close()
+                if connection[1] is not None:
+                    connection[1].close()
             return
-        client, cluster = self._client()
+        client, cluster = connection or self._client()
         try:
             keys = [f"capsim-run-{t.run_id}-seed={t.seed}-{os.getpid()}-{i}"
                     for i, t in enumerate(todo)]

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
+from sim.estimate import estimate
 from sim.scenario.loader import LoadedScenario, load_scenario, read_document
 
 SWEEP_KEYS = ("sweep", "seeds")
@@ -339,6 +340,11 @@ def load_sweep(
                 shown = ", ".join(f"{k}={_show(v)}" for k, v in point.items())
                 raise InputError(f"combination {shown}: {_reason(err)}",
                                  where="sweep") from None
+            refusals = estimate(loaded, keep_requests=False).refusals()
+            if refusals:
+                shown = ", ".join(f"{k}={_show(v)}" for k, v in point.items()) or "the scenario"
+                raise InputError(f"{shown}: run refused before it starts: {'; '.join(refusals)}",
+                                 where="sweep" if point else None)
             resolved = loaded.resolved()
             rid = run_id(point)
             for seed in seeds:

@@ -23,12 +23,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from sim import limits as L
 from sim.spec import Spec
 from sim.units import Duration
 
-# Largest token count the samplers produce: the largest integer a float64 holds
-# exactly.  Far beyond any context window; it only keeps float -> int64 exact.
-MAX_TOKENS = 2**53
+# Largest token count of one request's prompt or output: 10 M tokens, the longest
+# context window of any open model (Llama 4 Scout).  With the run's request limit
+# (sim.estimate) every token sum stays far below 2**63, so sums in int64 are exact.
+MAX_TOKENS = 10_000_000
 
 
 def _not_bool(value: object) -> object:
@@ -44,12 +46,15 @@ def _positive_duration(seconds: float) -> float:
 
 
 Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
-Rate = Annotated[Number, Field(gt=0)]
+Rate = Annotated[Number, Field(gt=0, le=L.MAX_RPS)]
 """Requests per second, > 0 and finite."""
-NonNegativeRate = Annotated[Number, Field(ge=0)]
+NonNegativeRate = Annotated[Number, Field(ge=0, le=L.MAX_RPS)]
 """Requests per second, >= 0 and finite (for processes where zero means "quiet")."""
 Weight = Annotated[Number, Field(ge=0)]
-PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
+PositiveDuration = Annotated[
+    Duration, AfterValidator(_positive_duration), Field(le=L.MAX_HORIZON_S)
+]
+HorizonTime = Annotated[Duration, Field(ge=-L.MAX_HORIZON_S, le=L.MAX_HORIZON_S)]
 TokenCount = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_TOKENS)]
 
 
@@ -77,7 +82,7 @@ class DiurnalArrivals(Spec):
     mean_rps: Rate
     peak_to_mean: Annotated[Number, Field(ge=1)] | None = None
     period: PositiveDuration | None = None
-    peak_at: Duration | None = None
+    peak_at: HorizonTime | None = None
     hourly_weights: Annotated[list[Weight], Field(min_length=24, max_length=24)] | None = None
     weekly_weights: Annotated[list[Weight], Field(min_length=7, max_length=7)] | None = None
 
@@ -174,7 +179,7 @@ class BurstArrivals(Spec):
 class Spike(Spec):
     """One spike: from ``at`` for ``duration`` the arrival rate is ``rps``."""
 
-    at: Duration
+    at: HorizonTime
     duration: PositiveDuration
     rps: Rate
 
@@ -188,7 +193,7 @@ class SpikesArrivals(Spec):
 
     kind: Literal["spikes"] = "spikes"
     base_rps: NonNegativeRate
-    spikes: list[Spike]
+    spikes: Annotated[list[Spike], Field(max_length=L.MAX_LIST)]
 
     @model_validator(mode="after")
     def _disjoint(self) -> SpikesArrivals:
@@ -217,8 +222,8 @@ class TraceArrivals(Spec):
 
     kind: Literal["trace"] = "trace"
     path: Annotated[str, Field(min_length=1)]
-    time_scale: Annotated[Number, Field(gt=0)] = 1.0
-    rate_scale: Annotated[Number, Field(gt=0)] = 1.0
+    time_scale: Annotated[Number, Field(ge=L.MIN_TIME_SCALE, le=L.MAX_SCALE)] = 1.0
+    rate_scale: Annotated[Number, Field(gt=0, le=L.MAX_SCALE)] = 1.0
     loop: bool = False
 
 
@@ -323,6 +328,46 @@ LengthSpec = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- prefixes
+
+CountSpec = Annotated[
+    FixedLength | ExponentialLength | LognormalLength, Field(discriminator="kind")
+]
+
+
+class SessionSpec(Spec):
+    """Multi-turn conversations: the arrival process starts sessions.
+
+    A session has ``turns`` requests (a count distribution, ≥ 1).  Turn 1
+    arrives when the session starts; each next turn arrives an exponential
+    ``think_time`` (its mean) after the previous one.  A turn's prompt is
+    the previous turn's prompt, its answer, then new user text
+    (``input_tokens`` draws the new text, ``output_tokens`` the answer).
+    """
+
+    turns: CountSpec = Field(description="requests per session")
+    think_time: PositiveDuration = Field(
+        description="mean time between a session's consecutive requests (exponential)"
+    )
+
+
+class SystemPromptSpec(Spec):
+    """Shared system prompts: each session (or request) starts with one of ``count``.
+
+    Prompt ``i`` (0-based) is chosen with probability ∝ ``(i + 1)^−zipf``
+    (0: uniform); every prompt is ``tokens`` long and precedes the user
+    text, so its full blocks are shared by every request that uses it.
+    """
+
+    count: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=2**30)] = Field(
+        description="distinct system prompts"
+    )
+    tokens: TokenCount = Field(description="length of each system prompt")
+    zipf: Annotated[Number, Field(ge=0, le=20)] = Field(
+        1.0, description="popularity exponent: prompt i drawn ∝ (i + 1)^-zipf"
+    )
+
+
 # --------------------------------------------------------------------------- traffic
 
 
@@ -331,11 +376,33 @@ class TrafficSpec(Spec):
 
     With ``kind: trace`` arrivals, omitted token lengths are the trace's own
     (each request keeps its recorded lengths).  Otherwise both are required.
+    ``sessions`` and ``system_prompts`` give synthetic traffic prompt prefixes
+    (block ids, as a trace's ``hash_ids``) for prefix caching.
     """
 
     arrivals: ArrivalsSpec
     input_tokens: LengthSpec | None = None
     output_tokens: LengthSpec | None = None
+    sessions: SessionSpec | None = Field(
+        None, description="multi-turn sessions: the arrivals start sessions"
+    )
+    system_prompts: SystemPromptSpec | None = Field(
+        None, description="shared system prompts ahead of the user text"
+    )
+    hash_block_tokens: TokenCount = Field(
+        512, description="tokens per prompt block named by one block id (a trace's hash_ids)"
+    )
+
+    @model_validator(mode="after")
+    def _prefix_models(self) -> TrafficSpec:
+        if isinstance(self.arrivals, TraceArrivals) and (
+            self.sessions is not None or self.system_prompts is not None
+        ):
+            raise ValueError(
+                "sessions and system_prompts shape synthetic traffic; a trace brings its own "
+                "hash_ids and session_id"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lengths_given(self) -> TrafficSpec:

@@ -4,19 +4,21 @@ every link in it lands."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
 import sim
 from sim.scenario import docgen
 
-ROOT = docgen.DOC.parents[2]
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / docgen.DOC
 
 
 def test_reference_is_current():
-    committed = docgen.DOC.read_text(encoding="utf-8")
+    committed = DOC.read_text(encoding="utf-8")
     assert committed == docgen.render(), (
-        f"{docgen.DOC.relative_to(ROOT)} is out of date: run `{docgen.COMMAND}` and commit it"
+        f"{docgen.DOC} is out of date: run `{docgen.COMMAND}` and commit it"
     )
 
 
@@ -72,7 +74,7 @@ def test_every_policy_and_kind_has_a_section():
 
 def test_defaults_read_back_as_the_schema_resolves_them():
     text = docgen.render()
-    row = re.search(r"^\| `timeline_interval` \| duration > 0 \| `([^`]+)` \|", text, re.M)
+    row = re.search(r"^\| `timeline_interval` \| duration [^|]* \| `([^`]+)` \|", text, re.M)
     resolved = sim.load_scenario(ROOT / "scenarios" / "quickstart.yaml").resolved()
     assert row and row.group(1) == resolved["timeline_interval"]
     rate = re.search(r"^\| `weight_download_rate` \| .*? \| `([^`]+)` \|", text, re.M)

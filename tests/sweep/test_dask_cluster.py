@@ -100,3 +100,57 @@ def test_an_unreachable_scheduler_is_bad_input(tmp_path):
     with pytest.raises(InputError, match="cannot connect to the Dask scheduler"):
         run_sweep(plan, tmp_path, executor=DaskExecutor(f"tcp://127.0.0.1:{port}",
                                                         timeout_s=2))
+
+
+def _sweep_file(tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep_doc()))
+    return path
+
+
+def _one_line_exit_2(capsys, args: list[str], out: Path) -> str:
+    from sim.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("capsim: error: "), err
+    assert not out.exists()
+    return err
+
+
+def test_an_unreachable_scheduler_is_one_line_exit_2_and_nothing_written(
+        tmp_path, capsys, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(DaskExecutor.__init__, "__defaults__", (None, None, 2.0))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    err = _one_line_exit_2(capsys, ["sweep", str(_sweep_file(tmp_path)), "--scheduler",
+                                    f"tcp://127.0.0.1:{port}", "--out", str(out)], out)
+    assert "cannot connect" in err
+
+
+def test_a_scheduler_without_workers_is_one_line_exit_2_and_nothing_written(
+        tmp_path, capsys, monkeypatch):
+    info = tmp_path / "scheduler.json"
+    log = (tmp_path / "scheduler.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                             "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+                             str(info)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not info.exists() or not info.read_text().strip():
+            assert proc.poll() is None and time.monotonic() < deadline, "no scheduler"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        monkeypatch.setattr(DaskExecutor.__init__, "__defaults__", (None, None, 2.0))
+        out = tmp_path / "out"
+        err = _one_line_exit_2(capsys, ["sweep", str(_sweep_file(tmp_path)), "--scheduler",
+                                        address, "--out", str(out)], out)
+        assert "0 of the 1 worker needed" in err
+    finally:
+        _stop([proc])

@@ -153,6 +153,15 @@ def test_a_failing_run_is_reported_and_the_others_finish(plan, tmp_path):
     assert set(read_summary(tmp_path)["status"]) == {"ok"}
 
 
+def test_a_dying_worker_does_not_fail_the_healthy_runs_beside_it(plan, tmp_path):
+    """Three runs in flight on three workers; one worker dies.  The pool breaks and
+    every future in flight with it, but only the dying run is reported failed."""
+    report = run_sweep(plan, tmp_path, executor=LocalExecutor(3), runner=dying_execute)
+    assert [o.seed for o in report.failed] == [FAIL_SEED, FAIL_SEED]
+    assert all("worker process died" in o.error for o in report.failed)
+    assert sorted(o.seed for o in report.ran) == [1, 1]
+
+
 def test_a_worker_that_dies_fails_its_run_only(plan, tmp_path):
     report = run_sweep(plan, tmp_path, executor=LocalExecutor(1), runner=dying_execute)
     assert {o.seed for o in report.failed} == {FAIL_SEED}

@@ -106,7 +106,7 @@ def test_trace_defaults() -> None:
             "spikes overlap",
         ),
         ({"kind": "spikes", "base_rps": 0, "spikes": []}, "no traffic"),
-        ({"kind": "trace", "path": "t.csv", "time_scale": 0}, "greater than 0"),
+        ({"kind": "trace", "path": "t.csv", "time_scale": 0}, "greater than or equal to 0.001"),
         ({"kind": "trace", "path": "t.csv", "rate_scale": math.nan}, "finite number"),
         ({"kind": "trace", "path": ""}, "at least 1 character"),
     ],
