@@ -247,7 +247,8 @@ def _run(args: argparse.Namespace) -> int:
             err.reason = "a plan: section is for capsim plan (capsim run takes the scenario " \
                          "without it: see the plan's best.yaml)"
         raise
-    size = estimate(loaded, keep_requests=not args.no_requests).refuse(args.scenario)
+    size = estimate(loaded, keep_requests=not args.no_requests,
+                    streamed=True).refuse(args.scenario)  # the table goes to disk
     if not (args.yes or loaded.spec.large_run_ok):
         for line in size.warnings():
             print(f"capsim: warning: {line} (--yes hides this)", file=sys.stderr)

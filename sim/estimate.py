@@ -41,6 +41,9 @@ WRITE_FIXED_S = 8.0  # plots and the report
 WRITE_PER_REQUEST_S = 3e-6  # writing requests.parquet and drawing the CDFs
 MEMORY_FIXED_B = 320e6  # the interpreter with numpy, pandas, numba, matplotlib
 MEMORY_PER_REQUEST_B = 520.0  # the request table and its temporaries
+# ``capsim run`` streams the table to disk (sim.io.RequestsFile): what stays per request
+# is the read-back of one latency metric for the exact percentiles (one float64)
+STREAMED_MEMORY_PER_REQUEST_B = 8.0
 MEMORY_PER_ROW_B = 400.0  # a timeline row (per deployment)
 OUTPUT_FIXED_B = 1e6  # summary, plots, report
 OUTPUT_PER_REQUEST_B = 80.0  # requests.parquet
@@ -144,7 +147,8 @@ class Estimate:
                 f"{_duration(self.wall_s)} of wall time")
 
 
-def estimate(loaded: LoadedScenario, *, keep_requests: bool = True) -> Estimate:
+def estimate(loaded: LoadedScenario, *, keep_requests: bool = True,
+             streamed: bool = False) -> Estimate:
     """The expected size of ``loaded``'s run (see the module docstring)."""
     from sim.policies.registry import get_policy
 
@@ -177,8 +181,9 @@ def estimate(loaded: LoadedScenario, *, keep_requests: bool = True) -> Estimate:
             + replicas2 * (1.0 + duration / 3600.0) * WALL_PER_REPLICA2_HOUR_S)
     if keep_requests:
         wall += WRITE_FIXED_S + requests * WRITE_PER_REQUEST_S
+    per_request = STREAMED_MEMORY_PER_REQUEST_B if streamed else MEMORY_PER_REQUEST_B
     memory = MEMORY_FIXED_B + rows * MEMORY_PER_ROW_B + (
-        requests * MEMORY_PER_REQUEST_B if keep_requests else 0.0)
+        requests * per_request if keep_requests else 0.0)
     output = OUTPUT_FIXED_B + rows * OUTPUT_PER_ROW_B + (
         requests * OUTPUT_PER_REQUEST_B if keep_requests else 0.0)
     return Estimate(requests, events, rows, memory, output, wall, keep_requests,
