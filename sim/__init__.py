@@ -8,6 +8,9 @@ Public API::
     res.summary["total"]["ttft_p99_s"]; res.requests; res.timeline; res.billing
     shape = sim.Shape(model="llama-v3p1-70b-instruct", accelerator="H100_80GB", count=4,
                       precision="FP8")
+
+Reading guide (where to start, the extension points, the invariants by name):
+docs/architecture.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "bench" / "week.yaml"
+# Relative to the current folder (a checkout of the repository); any other is passed in.
+SCENARIO = Path("scenarios") / "bench" / "week.yaml"
 HORIZONS = (("1 hour", "1h"), ("1 day", "1d"), ("1 week", "7d"))
 WEEK_WALL_TARGET_S = 600.0
 WEEK_MEMORY_TARGET_MIB = 2048.0
@@ -57,7 +58,9 @@ class Point:
 
 def measure(duration: str, scenario: Path = SCENARIO, label: str = "") -> Point:
     """Run ``scenario`` for ``duration`` in a child process; its wall time and peak RSS."""
-    root = Path(__file__).resolve().parents[1]
+    import sim
+
+    root = Path(sim.__file__).resolve().parents[1]  # the child imports this same capsim
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(scenario), duration],
@@ -69,9 +72,19 @@ def measure(duration: str, scenario: Path = SCENARIO, label: str = "") -> Point:
                  float(out["cpu_s"]), float(out["peak_rss_mib"]))
 
 
-def main(horizons: tuple[tuple[str, str], ...] = HORIZONS, scenario: Path = SCENARIO) -> int:
+def main(horizons: tuple[tuple[str, str], ...] = HORIZONS,
+         scenario: str | Path | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
+
+    from sim.errors import InputError
+    from sim.scenario.loader import load_scenario
+
+    scenario = Path(scenario) if scenario is not None else SCENARIO
+    if not scenario.is_file():
+        raise InputError("no such scenario: run from a capsim checkout (it has "
+                         f"{SCENARIO}) or pass --scenario FILE", file=str(scenario))
+    load_scenario(scenario)  # bad input: one line, before any child process
 
     console = Console()
     measure("30m", scenario, "warm-up")  # compile the kernel once (numba caches it on disk)

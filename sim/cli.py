@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", action="store_true",
                    help="instead: wall time, peak memory and requests per second of "
                         "scenarios/bench/week.yaml over 1 hour, 1 day and 1 week")
+    b.add_argument("--scenario", metavar="FILE",
+                   help="with --scale: the scenario to measure (default: "
+                        "scenarios/bench/week.yaml, from the current folder)")
     b.add_argument("--runs", type=int, default=16, help="with --sweep: runs in the sweep")
     b.add_argument("--workers", type=int, help="with --sweep: worker processes (default: cores)")
     b.set_defaults(handler=_bench)
@@ -220,7 +223,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.scale:
         from sim.bench_scale import main as scale_bench
 
-        return scale_bench()
+        return scale_bench(scenario=args.scenario)
     if args.sweep:
         from sim.sweep.bench import main as sweep_bench
 
@@ -232,8 +235,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import sim
-    from sim.io import output_dir, write_run
-    from sim.report.console import print_summary
+    from sim.io import RequestsFile, output_dir, write_run
+    from sim.report.console import print_summary, run_progress
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
@@ -250,21 +253,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"capsim: warning: {line} (--yes hides this)", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
-    with output_dir(out, kind="run", force=args.force) as tmp:
-        if show_progress:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from sim.workload.generate import traffic_warnings
 
-            with Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(),
-                TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task(loaded.spec.name, total=loaded.spec.duration)
-                result = sim.run(loaded, progress=lambda t: bar.update(task, completed=t),
-                                 keep_requests=not args.no_requests)
-        else:
-            result = sim.run(loaded, keep_requests=not args.no_requests)
-        write_run(result, tmp)
+    for dep in loaded.spec.deployments:
+        for line in traffic_warnings(dep.traffic, loaded.spec.duration, loaded.base_dir):
+            print(f"capsim: warning: {line}", file=sys.stderr)
+    with output_dir(out, kind="run", force=args.force) as tmp, \
+            run_progress(loaded.spec.name, loaded.spec.duration, show_progress) as (on_t, phase):
+        # the request table goes to disk a window at a time: memory stays flat
+        sink = None if args.no_requests else RequestsFile(tmp / "requests.parquet")
+        result = sim.run(loaded, progress=on_t, keep_requests=False, requests_sink=sink)
+        write_run(result, tmp, phase=phase)
     from sim.report.format import service_warnings
 
     for line in service_warnings(result.summary):
@@ -328,8 +327,13 @@ def _validate(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     if path.suffix in (".csv", ".jsonl"):
-        work = read_trace(path)
-        print(f"{path}: valid trace, {len(work)} requests")
+        from sim.workload.traces import trace_stats, unit_warning
+
+        stats = trace_stats(read_trace(path))
+        print(f"{path}: valid trace, {stats.line()}")
+        unit = unit_warning(stats, path)
+        if unit is not None:
+            print(f"capsim: warning: {path}: {unit}", file=sys.stderr)
         return 0
     from sim.sweep import is_sweep_file, load_sweep
 

@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from sim.report.format import seconds_text, usd_text
 from sim.results import Result
 from sim.units import parse_duration
 
@@ -51,12 +52,16 @@ REPLICA_STAGES: tuple[tuple[str, str, str], ...] = (
 
 # Per-request latencies latency_cdf can draw: column or formula -> axis label.
 LATENCY_METRICS: dict[str, str] = {
+    "user_ttft_s": "time to first token, from the first attempt",
+    "user_e2e_s": "end-to-end latency, from the first attempt",
     "ttft_s": "time to first token",
     "tpot_s": "time per output token",
     "e2e_s": "end-to-end latency",
     "queue_wait_s": "router queue wait",
 }
-_SLO_KEY = {"ttft_s": "ttft_p99", "tpot_s": "tpot_p99", "e2e_s": "e2e_p99"}
+# the objective drawn on a CDF (objectives are judged on the user's view)
+_SLO_KEY = {"user_ttft_s": "ttft_p99", "tpot_s": "tpot_p99", "user_e2e_s": "e2e_p99",
+            "ttft_s": "ttft_p99", "e2e_s": "e2e_p99"}
 
 _PRICING_LABELS = {
     "on_demand": "on-demand",
@@ -130,20 +135,6 @@ def _as_results(results: Result | Sequence[Result]) -> list[Result]:
     return [results] if isinstance(results, Result) else list(results)
 
 
-def _usd(value: float) -> str:
-    if abs(value) >= 100:
-        return f"${value:,.0f}"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.3g}"
-
-
-def _seconds_text(value: float) -> str:
-    if value < 1:
-        return f"{value * 1000:.3g} ms"
-    return f"{value:.3g} s"
-
-
 def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, **_NOTE)  # type: ignore[arg-type]
 
@@ -200,8 +191,11 @@ def timeline(result: Result) -> Figure:
     Panels: arrival rate (req/s); for each deployment its replicas stacked by
     stage (ready, and draining / initializing / downloading / scheduling /
     pending when the timeline has those columns) with the desired replicas as
-    a dashed line; HTTP 503 and 429 responses per second; mean router queue
-    depth.  Interval quantities (arrivals, refusals, queue) are drawn over
+    a dashed line; when the timeline has them, user TTFT and TPOT p50 / p99 of
+    the requests that arrived in each interval (log scale) and the replicas'
+    load (capacity used, and requests in service per serving replica); HTTP
+    503 and 429 responses per second; mean router queue depth.  Interval
+    quantities (arrivals, refusals, queue) are drawn over
     their interval, counts taken at an interval's end (replicas) from that
     time on; the scenario's datacenter outages are shaded.
     """
@@ -215,11 +209,19 @@ def timeline(result: Result) -> Figure:
               tl.groupby("deployment", observed=True, sort=False)]
     colours = dict(zip([g[0] for g in groups], _palette(len(groups)), strict=True))
     scale, unit = _time_unit(float(tl["t_end"].max()))
-    ratios = [1.0] + [1.2] * len(groups) + [0.8, 0.8]
+    latency = _has(tl, "user_ttft_p99_s", "tpot_p99_s")
+    load = _has(tl, "utilization", "mean_batch")
+    extra = [1.0] * latency + [0.8] * load
+    ratios = [1.0] + [1.2] * len(groups) + extra + [0.8, 0.8]
     fig = Figure(figsize=(11, 1.9 * sum(ratios) + 0.8), layout="constrained")
     axes = fig.subplots(len(ratios), 1, sharex=True, height_ratios=ratios)
     ax_rate, ax_err, ax_queue = axes[0], axes[-2], axes[-1]
     many = len(groups) > 1
+    n_rep = len(groups)
+    if latency:
+        _latency_panel(axes[1 + n_rep], groups, colours, scale)
+    if load:
+        _load_panel(axes[1 + n_rep + latency], groups, colours, scale)
 
     for name, rows in groups:
         edges = _edges(rows) / scale
@@ -230,7 +232,7 @@ def timeline(result: Result) -> Figure:
     if many:
         _legend(ax_rate, **_OUTSIDE)
 
-    for ax, (name, rows) in zip(axes[1:-2], groups, strict=True):
+    for ax, (name, rows) in zip(axes[1:1 + n_rep], groups, strict=True):
         _replica_panel(ax, name, rows, scale)
 
     any_errors = False
@@ -266,15 +268,62 @@ def timeline(result: Result) -> Figure:
         _legend(ax_queue, **_OUTSIDE)
 
     outages = _outages(result)
+    replica_axes = list(axes[1:1 + n_rep])
     for ax in axes:
-        _shade_outages(ax, outages, scale, label=ax in axes[1:-2])
-        if ax in axes[1:-2]:
+        _shade_outages(ax, outages, scale, label=ax in replica_axes)
+        if ax in replica_axes:
             _legend(ax, **_OUTSIDE)  # again, with the outages
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
+        if ax.get_yscale() == "linear":
+            ax.set_ylim(bottom=0)
     ax_queue.set_xlim(float(tl["t_start"].min()) / scale, float(tl["t_end"].max()) / scale)
     fig.suptitle(f"{_name(result)}: load and capacity over time", fontsize="x-large")
     return fig
+
+
+def _latency_panel(ax: Axes, groups: list[tuple[str, pd.DataFrame]], colours: dict[str, str],
+                   scale: float) -> None:
+    """User TTFT and TPOT, p50 (thin) and p99 (thick), per interval of arrival."""
+    drawn = False
+    for name, rows in groups:
+        edges = _edges(rows) / scale
+        for column, style, width in (("user_ttft_p99_s", "-", 1.6), ("user_ttft_p50_s", "-", 0.8),
+                                     ("tpot_p99_s", ":", 1.6), ("tpot_p50_s", ":", 0.8)):
+            values = rows[column].to_numpy(float)
+            if np.isfinite(values).any() and np.nanmax(values) > 0:
+                drawn = True
+                metric = "TTFT" if "ttft" in column else "TPOT"
+                label = f"{name} {metric} {column.split('_')[-2]}" if len(groups) > 1 else (
+                    f"{metric} {column.split('_')[-2]}")
+                ax.stairs(np.where(values > 0, values, np.nan), edges, color=colours[name],
+                          linestyle=style, linewidth=width, label=label)
+    ax.set_title("Latency of the requests arriving in each interval: user TTFT (solid), "
+                 "TPOT (dotted)", loc="left", fontsize="medium")
+    ax.set_ylabel("seconds")
+    if drawn:
+        ax.set_yscale("log")
+        _legend(ax, **_OUTSIDE)
+    else:
+        _note(ax, "no request finished ok")
+
+
+def _load_panel(ax: Axes, groups: list[tuple[str, pd.DataFrame]], colours: dict[str, str],
+                scale: float) -> None:
+    """Capacity used (left axis) and requests in service per serving replica (right)."""
+    right = ax.twinx()
+    for name, rows in groups:
+        edges = _edges(rows) / scale
+        prefix = f"{name} " if len(groups) > 1 else ""
+        ax.stairs(100 * rows["utilization"].to_numpy(float), edges, color=colours[name],
+                  linewidth=1.4, label=f"{prefix}capacity used")
+        right.stairs(rows["mean_batch"].to_numpy(float), edges, color=colours[name],
+                     linestyle="--", linewidth=1.0, label=f"{prefix}requests per replica")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("capacity used (%)")
+    right.set_ylabel("in service / replica")
+    right.set_ylim(bottom=0)
+    ax.set_title("Replica load: capacity used (solid) and requests in service per replica "
+                 "(dashed)", loc="left", fontsize="medium")
 
 
 def _replica_panel(ax: Axes, name: str, rows: pd.DataFrame, scale: float) -> None:
@@ -304,16 +353,26 @@ def _replica_panel(ax: Axes, name: str, rows: pd.DataFrame, scale: float) -> Non
 # --------------------------------------------------------------------------- latency
 
 
+MAX_CDF_REQUESTS = 200_000
+
+
 def _latency_values(result: Result, metric: str, deployment: str | None = None) -> np.ndarray:
-    """``metric`` of ok requests that arrived after the warm-up (as the summary uses)."""
-    reqs = result.requests
+    """``metric`` of ok requests that arrived after the warm-up (as the summary uses).
+
+    A large run is plotted from a uniform sample of at most ``MAX_CDF_REQUESTS``
+    requests (every k-th in arrival order, or the sample a streamed run kept):
+    a CDF drawn from 200,000 points is indistinguishable from one of millions.
+    """
+    reqs = result.request_rows
     if reqs.empty:
         return np.empty(0)
-    keep = reqs["status"].astype(str).to_numpy() == "ok"
+    if len(reqs) > MAX_CDF_REQUESTS:
+        reqs = reqs.iloc[:: -(-len(reqs) // MAX_CDF_REQUESTS)]
+    keep = (reqs["status"] == "ok").to_numpy(bool, copy=True)
     warmup = _seconds(result.scenario.get("warmup")) or 0.0
     keep &= reqs["arrival_s"].to_numpy(float) >= warmup
     if deployment is not None:
-        keep &= reqs["deployment"].astype(str).to_numpy() == deployment
+        keep &= (reqs["deployment"] == deployment).to_numpy(bool)
     sel = reqs[keep]
     if metric == "queue_wait_s" and metric not in sel.columns:
         values = (sel["start_s"] - sel["attempt_s"]).to_numpy(float)
@@ -354,15 +413,15 @@ def latency_cdf(
         x, y = _cdf_points(values)
         p99 = float(np.percentile(values, 99))
         ax.plot(x, y, color=colour, linewidth=1.6,
-                label=f"{label}: p50 {_seconds_text(float(np.median(values)))}, "
-                      f"p99 {_seconds_text(p99)}")
+                label=f"{label}: p50 {seconds_text(float(np.median(values)))}, "
+                      f"p99 {seconds_text(p99)}")
     positive = all(v[0] > 0 for _, v in drawn)
     if drawn and positive:
         ax.set_xscale("log")
     slo = _common_slo(runs, metric)
     if slo is not None:
         ax.axvline(slo, color="#c44e52", linestyle=":", linewidth=1.5,
-                   label=f"SLO: p99 ≤ {_seconds_text(slo)}")
+                   label=f"SLO: p99 ≤ {seconds_text(slo)}")
     if drawn:
         ax.axhline(0.99, color="#888888", linewidth=0.8, linestyle="--")
         ax.text(1.0, 0.99, " p99", transform=ax.get_yaxis_transform(), va="center",
@@ -443,7 +502,7 @@ def cost_breakdown(
                        ncols=len(handles), fontsize="small")
     total = sum(float(r.billing["cost_usd"].sum()) for r in runs if "cost_usd" in r.billing)
     who = _name(runs[0]) if len(runs) == 1 else f"{len(runs)} runs"
-    fig.suptitle(f"{who}: cost breakdown (total {_usd(total)})", fontsize="x-large")
+    fig.suptitle(f"{who}: cost breakdown (total {usd_text(total)})", fontsize="x-large")
     return fig
 
 
@@ -501,7 +560,7 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
         left += values
     for yi, value in zip(y, left, strict=True):
         share = f" ({value / total:.0%})" if total > 0 else ""
-        ax.text(value, yi + offset, f" {_usd(value)}{share}", va="center", fontsize="small")
+        ax.text(value, yi + offset, f" {usd_text(value)}{share}", va="center", fontsize="small")
     if serverless:
         values = np.array([serverless.get(c, np.nan) for c in table.index])
         priced = ~np.isnan(values)
@@ -509,7 +568,7 @@ def _cost_by_category(ax: Axes, result: Result, dim: str) -> None:
                 edgecolor=_PRICING_COLOURS["serverless"], hatch="///",
                 label="serverless price of the same tokens")
         for yi, value in zip(y[priced], values[priced], strict=True):
-            ax.text(value, yi - offset, f" {_usd(value)}", va="center", fontsize="small",
+            ax.text(value, yi - offset, f" {usd_text(value)}", va="center", fontsize="small",
                     color=_PRICING_COLOURS["serverless"])
     ax.set_yticks(y, [str(c) for c in table.index])
 
@@ -534,7 +593,7 @@ def _cost_by_run(ax: Axes, runs: Sequence[Result], names: Sequence[str], dim: st
         ax.barh(y, values, height=0.6, left=left, color=colour, label=str(cat))
         left += values
     for yi, value in zip(y, left, strict=True):
-        ax.text(value, yi, f" {_usd(value)}", va="center", fontsize="small")
+        ax.text(value, yi, f" {usd_text(value)}", va="center", fontsize="small")
     if dim == "deployment":
         serverless = [(res.summary.get("total") or {}).get("serverless_cost_usd") for res in runs]
         points = [(yi, s) for yi, s in zip(y, serverless, strict=True) if s is not None]
@@ -622,7 +681,11 @@ def gpu_allocation(result: Result) -> Figure:
     colours = dict(zip(deployments, _palette(len(deployments)), strict=True))
     colours["background"] = _BACKGROUND_COLOUR
     order = [*deployments, "background"]
-    times = np.sort(alloc["t_end"].astype(float).unique())
+    # every sample time of the run, so an interval where nothing is held reads 0
+    sampled = [alloc["t_end"].astype(float).to_numpy()]
+    if _has(result.timeline, "t_end"):
+        sampled.append(result.timeline["t_end"].astype(float).to_numpy())
+    times = np.unique(np.concatenate(sampled))
     interval = float(np.min(np.diff(times))) if len(times) > 1 else float(times[0]) or 1.0
     start = max(float(times[0]) - interval, 0.0)
     scale, unit = _time_unit(float(times[-1]))
@@ -717,8 +780,9 @@ def shape_comparison(
     ``name``, ``scenario``, ``run_id`` it has, else the index).  Rows with the
     same label (seeds) are averaged, with bars from their minimum to maximum.
     The TTFT objective (``slo_s``, else the runs' common ``slo.ttft_p99``) is
-    a vertical line; the frontier joins the points no other point beats on
-    both cost and latency.
+    a vertical line, and points beyond it are crossed out; the frontier joins
+    the points that meet it and that no other such point beats on both cost
+    and latency.
     """
     if isinstance(results_or_table, pd.DataFrame):
         table = results_or_table.copy()
@@ -758,14 +822,19 @@ def shape_comparison(
         ax.errorbar(x, y, xerr=[x - stats[(_X, "min")], stats[(_X, "max")] - x],
                     yerr=[y - stats[(_Y, "min")], stats[(_Y, "max")] - y], fmt="none",
                     ecolor="#555555", elinewidth=1, capsize=3, zorder=2)
+    meets = x <= slo_s if slo_s is not None else np.ones(len(x), dtype=bool)
+    if not meets.all():
+        ax.scatter(x[~meets], y[~meets], s=160, marker="x", color="#c44e52", zorder=4,
+                   label="misses the TTFT objective")
     ax.scatter(x, y, s=90, c=colours, edgecolors="black", zorder=3)
-    front = _frontier(x, y)
+    kept = np.flatnonzero(meets)
+    front = kept[_frontier(x[kept], y[kept])]
     if len(front) > 1:
         ax.plot(x[front], y[front], color="#555555", linestyle="-", linewidth=1, zorder=1,
-                label="frontier: nothing is both cheaper and faster")
+                label="frontier: nothing that meets the objective is both cheaper and faster")
     if slo_s is not None:
         ax.axvline(slo_s, color="#c44e52", linestyle=":", linewidth=1.5,
-                   label=f"TTFT objective: p99 ≤ {_seconds_text(slo_s)}")
+                   label=f"TTFT objective: p99 ≤ {seconds_text(slo_s)}")
         ax.axvspan(slo_s, max(float(x.max()), slo_s) * 10, color="#c44e52", alpha=0.06)
     lo, hi = float(min(x.min(), slo_s or x.min())), float(max(x.max(), slo_s or x.max()))
     if lo > 0 and hi / lo > 20:

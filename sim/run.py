@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -16,11 +16,12 @@ from sim.billing.rules import billing_table
 from sim.engine.core import STATUS_NAMES, ClientPolicy, DeploymentPlan, Simulation
 from sim.engine.rng import seed_sequence, stream
 from sim.estimate import estimate
-from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan
+from sim.fleet.control import ColdStart, ControlPlane, DeploymentControlPlan, ReplicaLife
 from sim.fleet.inventory import Inventory
 from sim.fleet.spec import BackgroundSpec, OutageSpec, sampler
 from sim.metrics.stream import Finished, RequestStats
 from sim.metrics.summary import Measured, summarize
+from sim.metrics.timeline import TimelineTally, add_columns
 from sim.perf import Shape, build_shape
 from sim.policies import get_policy
 from sim.results import Result
@@ -41,15 +42,40 @@ class _Tally:
     """Receives the engine's finished requests: streaming statistics, and the rows if kept."""
 
     def __init__(self, n_deployments: int, warmup_s: float, slo: dict[str, float | None],
-                 keep_requests: bool):
+                 keep_requests: bool, interval_s: float, sink: RequestSink | None = None):
         self.stats = [RequestStats(warmup_s, slo) for _ in range(n_deployments)]
+        self.timeline = TimelineTally(n_deployments, interval_s)
         self.parts: list[Finished] | None = [] if keep_requests else None
+        self.sink = sink
+        self.sim: Simulation | None = None
 
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
             stats.add(batch.select(batch.dep == d))
+        self.timeline.add(batch)
         if self.parts is not None:
             self.parts.append(batch)
+        if self.sink is not None and self.sim is not None:
+            ordered = Finished.concat([batch])  # arrival order within the window
+            self.sink.write(_requests_table(ordered, self.sim), ordered.index)
+
+
+class RequestSink(Protocol):
+    """Where :func:`run` streams the request table, a window at a time
+    (:class:`sim.io.RequestsFile` writes it to Parquet)."""
+
+    def write(self, table: pd.DataFrame, index: np.ndarray) -> None:
+        """One window's finished requests; ``index``: their arrival order in the run."""
+
+    def close(self) -> None:
+        """No more requests."""
+
+    def sample(self) -> pd.DataFrame:
+        """A uniform sample of the rows written, for plots."""
+
+    def exact_percentiles(self, deployments: Sequence[str],
+                          warmup_s: float) -> dict[str | None, dict[str, Any]]:
+        """The summary's latency percentiles per deployment and for all (None), exact."""
 
 
 def _loaded(scenario: ScenarioLike, overrides: Mapping[str, Any] | None) -> LoadedScenario:
@@ -69,6 +95,7 @@ def run(
     progress: Callable[[float], None] | None = None,
     keep_requests: bool = True,
     chunk_s: float | None = CHUNK_S,
+    requests_sink: RequestSink | None = None,
 ) -> Result:
     """Simulate ``scenario`` (a path, a mapping, or a loaded scenario).
 
@@ -79,6 +106,11 @@ def run(
     relative of an order statistic at the percentile's rank) instead of
     being exact.  ``chunk_s`` is the engine's window of arrivals (``None``:
     all at once); it changes memory use, never results.
+    ``requests_sink`` (e.g. :class:`sim.io.RequestsFile`) receives the request
+    table a window at a time instead (``keep_requests`` is then ignored):
+    ``Result.requests`` is empty, ``Result.requests_sample`` holds a uniform
+    sample for plots, and the summary's percentiles are still exact, read
+    back from the sink.
     """
     loaded = _loaded(scenario, overrides)
     estimate(loaded, keep_requests=keep_requests).refuse(loaded.source)
@@ -151,7 +183,9 @@ def run(
         fault_rng=stream(spec.seed, "faults", "replicas"),
     )
     clients = spec.clients
-    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(), keep_requests)
+    tally = _Tally(len(spec.deployments), spec.warmup, spec.slo.model_dump(),
+                   keep_requests and requests_sink is None, spec.timeline_interval,
+                   requests_sink)
     sim = Simulation(
         plans,
         horizon_s=spec.duration,
@@ -168,12 +202,23 @@ def run(
         on_finished=tally,
         engine=spec.engine,
     )
+    tally.sim = sim
     _schedule_events(sim, control, spec)
     sim.run(progress)
     finished = Finished.concat(tally.parts) if tally.parts is not None else None
     tally.parts = None
     requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
-    timeline = _timeline_table(sim)
+    exact: Callable[[int | None], dict[str, Any]] | None = None
+    if requests_sink is not None:  # the table is on disk: percentiles read back from it
+        sink = requests_sink
+        sink.write(requests, np.empty(0, np.int64))  # the columns, should no request finish
+        sink.close()
+        read_back = sink.exact_percentiles(sim.names, spec.warmup)
+        exact = lambda d: read_back[None if d is None else sim.names[d]]  # noqa: E731
+    timeline = add_columns(
+        _timeline_table(sim), tally.timeline,
+        [_serving(control.lives, d, sim.end_s) for d in range(len(shapes))],
+        [_saturation(shape, stats) for shape, stats in zip(shapes, tally.stats, strict=True)])
     billing = billing_table(spec.billing, control.lives, spec.deployments,
                             [shape.accelerator for shape in shapes], sim.end_s)
     summary = summarize(
@@ -183,6 +228,7 @@ def run(
         measured=[_measured(sim, control, d, dep.model, shape)
                   for d, (dep, shape) in enumerate(zip(spec.deployments, shapes, strict=True))],
         stats=tally.stats, lives=control.lives, status_names=STATUS_NAMES, finished=finished,
+        exact=exact,
     )
     del finished
     summary["wall_s"] = time.perf_counter() - wall0
@@ -193,7 +239,8 @@ def run(
     }
     allocation = pd.DataFrame([row.__dict__ for row in sim.allocation],
                               columns=["t_end", "datacenter", "accelerator", "holder", "gpus"])
-    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation)
+    sample = requests_sink.sample() if requests_sink is not None else None
+    return Result(summary, requests, timeline, billing, loaded.resolved(), allocation, sample)
 
 
 def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> None:
@@ -265,6 +312,21 @@ def _timeline_table(sim: Simulation) -> pd.DataFrame:
     df["deployment"] = pd.Categorical.from_codes(df["deployment"], categories=sim.names)
     df["arrival_rps"] = df["arrivals"] / df["interval_s"]
     return df
+
+
+def _serving(lives: list[ReplicaLife], d: int, end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ready, stop) times of deployment ``d``'s replicas that became ready."""
+    mine = [life for life in lives if life.deployment == d and not np.isnan(life.ready_s)]
+    return (np.array([life.ready_s for life in mine], dtype=np.float64),
+            np.array([end_s if np.isnan(life.stopped_s) else life.stopped_s for life in mine],
+                     dtype=np.float64))
+
+
+def _saturation(shape: Shape, stats: RequestStats) -> float:
+    """One replica's output tokens/s at saturation for the run's mean ok request sizes."""
+    if stats.ok == 0:
+        return 0.0
+    return shape.max_throughput(stats.ok_input_tokens / stats.ok, stats.ok_output_tokens / stats.ok)
 
 
 def _measured(sim: Simulation, control: ControlPlane, d: int, model: str,

@@ -120,7 +120,7 @@ class TimelineRow:
     draining_replicas: int
     gpus_allocated: int
     queue_depth: float
-    utilization: float
+    busy_fraction: float
     http_503: int
     http_429: int
     state: str
@@ -187,6 +187,7 @@ class Simulation:
         self.max_ready = np.zeros(len(plans), dtype=np.int64)
         self._last_sample_t = 0.0
         self._last_snapshot: dict[int, tuple[float, ...]] = {}
+        self._held: set[tuple[str, str, str]] = set()  # (datacenter, type, holder) ever held
         self.end_s = 0.0
 
     # -- set-up ------------------------------------------------------------
@@ -612,20 +613,27 @@ class Simulation:
                     draining_replicas=stages["draining"],
                     gpus_allocated=gpus,
                     queue_depth=delta[2] / span,
-                    utilization=delta[4] / delta[3] if delta[3] > 0 else 0.0,
+                    busy_fraction=delta[4] / delta[3] if delta[3] > 0 else 0.0,
                     http_503=round(delta[5]), http_429=round(delta[6]),
                     state=state, label=label,
                 )
             )
             self._last_snapshot[d] = now
         if self.control is not None:
+            # a holder that once held GPUs somewhere gets a row there every interval, 0
+            # included: a deployment scaled to zero reads 0, not a gap
             inv = self.control.inventory
-            for (dc, acc, holder), gpus in sorted(inv.held_by.items()):
+            for (dc, acc, dep), gpus in inv.held_by.items():
                 if gpus:
-                    self.allocation.append(AllocationRow(t, dc, acc, self.names[holder], gpus))
-            for (dc, acc), gpus in sorted(inv.background.items()):
+                    self._held.add((dc, acc, self.names[dep]))
+            for (dc, acc), gpus in inv.background.items():
                 if gpus:
-                    self.allocation.append(AllocationRow(t, dc, acc, "background", gpus))
+                    self._held.add((dc, acc, "background"))
+            index = {name: i for i, name in enumerate(self.names)}
+            for dc, acc, name in sorted(self._held):
+                held = (inv.background.get((dc, acc), 0) if name == "background"
+                        else inv.held_by.get((dc, acc, index[name]), 0))
+                self.allocation.append(AllocationRow(t, dc, acc, name, int(held)))
         self._last_sample_t = t
 
     # -- the loop ----------------------------------------------------------

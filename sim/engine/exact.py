@@ -26,9 +26,9 @@ It follows ``Scheduler.schedule`` of vLLM v1
 
 Requests that reach a busy replica join its next iteration.  Runs of
 iterations that only decode and in which nothing joins or finishes are one
-event: their end is the sum of their iteration times, added one by one in
-order, exactly as if each iteration were an event (an arrival cuts the run at
-the first iteration boundary after it, by the same sums).
+event, whose length is :func:`sim.engine.price.decode_run` (a closed form
+while one side of the roofline is the larger throughout); an arrival cuts
+the run at the first iteration boundary after it, found with the same sums.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from sim.engine.layout import (
     RI_RUN_K,
     RI_RUN_P,
 )
-from sim.engine.price import iter_time
+from sim.engine.price import decode_run, iter_time
 from sim.engine.service import enqueue, fill, finish, kv_held, kv_need, leave
 
 INF = np.inf
@@ -194,11 +194,10 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
     if grow:  # the run's blocks are taken now, so admissions see them
         r_i[r, RI_KV_RES] += _new_blocks(r, d, k, inp, out, r_f, r_i, hv, hr, d_i) * (
             d_i[d, DI_BLOCK])
-    kv = r_f[r, RF_CTX]
-    end = t
-    for _ in range(k):
-        end += iter_time(d, b, kv, p, pkv, d_M, d_C, d_f, d_PF)
-        kv += b
+    if p > 0:
+        end = t + iter_time(d, b, r_f[r, RF_CTX], p, pkv, d_M, d_C, d_f, d_PF)
+    else:
+        end = t + decode_run(d, b, r_f[r, RF_CTX], k, d_M, d_C, d_f, d_PF)
     r_i[r, RI_RUN_K] = k
     r_i[r, RI_RUN_P] = p
     r_f[r, RF_RUN_T0] = t
@@ -224,15 +223,18 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     if k == 1 or r_i[r, RI_RUN_P] > 0:
         return
     b = r_i[r, RI_HEAP_N]
-    kv = r_f[r, RF_RUN_KV0]
-    end = r_f[r, RF_RUN_T0]
-    j = 0
-    while j < k:
-        end += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF)
-        kv += b
-        j += 1
-        if end > t:
-            break
+    kv0 = r_f[r, RF_RUN_KV0]
+    t0 = r_f[r, RF_RUN_T0]
+    # the first iteration boundary after t: the least j with t0 + decode_run(j) > t
+    lo, hi = 0, k  # t0 + run(lo) <= t < t0 + run(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if t0 + decode_run(d, b, kv0, mid, d_M, d_C, d_f, d_PF) > t:
+            hi = mid
+        else:
+            lo = mid
+    j = hi
+    end = t0 + decode_run(d, b, kv0, j, d_M, d_C, d_f, d_PF)
     if d_i[d, DI_GROW] == 1 and j < k:  # give back the blocks of the iterations cut off
         r_i[r, RI_KV_RES] -= (_new_blocks(r, d, k, inp, out, r_f, r_i, hv, hr, d_i)
                               - _new_blocks(r, d, j, inp, out, r_f, r_i, hv, hr, d_i)) * (

@@ -126,6 +126,17 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     """A prefill or a decode finished on replica ``r`` at ``t`` (or a prefill may start)."""
     advance(r, t, r_i, r_f)
     slack = TIME_EPS * (t if t > 1.0 else 1.0)
+    # decodes that are done (before prefills add decoders, which the rates so far
+    # did not concern)
+    off = r_i[r, RI_HEAP_OFF]
+    while r_i[r, RI_HEAP_N] > 0 and (
+        hv[off] <= r_f[r, RF_VTIME] + r_f[r, RF_RATE_D] * slack
+    ):
+        q = dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
+        r_i[r, RI_HEAP_N] -= 1
+        r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
+        finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
+               d_i, d_f, r_i, r_f, counters)
     # prefills that are done (FCFS: only the head progresses)
     while r_i[r, RI_PF_HEAD] >= 0 and r_f[r, RF_PF_LEFT] <= r_f[r, RF_RATE_P] * slack:
         q = r_i[r, RI_PF_HEAD]
@@ -155,16 +166,6 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
             finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
                    d_i, d_f, r_i, r_f, counters)
             finish_t[q] = first_t[q]
-    # decodes that are done
-    off = r_i[r, RI_HEAP_OFF]
-    while r_i[r, RI_HEAP_N] > 0 and (
-        hv[off] <= r_f[r, RF_VTIME] + r_f[r, RF_RATE_D] * slack
-    ):
-        q = dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
-        r_i[r, RI_HEAP_N] -= 1
-        r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
-        finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-               d_i, d_f, r_i, r_f, counters)
     if r_i[r, RI_DRAINING] == 0:
         fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
     reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,

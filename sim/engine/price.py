@@ -65,3 +65,36 @@ def iter_time(d: int, b: int, kv: float, p: int, pkv: float, d_M: np.ndarray,
     hi = memory if memory > compute else compute
     lo = compute if memory > compute else memory
     return hi + d_f[d, DF_KEEP] * lo + d_f[d, DF_OVERHEAD] + d_PF[d, T_CM, t]
+
+
+@njit(cache=True)
+def decode_run(d: int, b: int, kv0: float, k: int, d_M: np.ndarray, d_C: np.ndarray,
+               d_f: np.ndarray, d_PF: np.ndarray) -> float:
+    """Seconds of ``k`` decode iterations of ``b`` requests whose contexts hold ``kv0``
+    tokens at the first (each iteration adds ``b``).
+
+    Each lasts ``max(M + kv·m1, C + kv·c1)``.  When the same side is the larger
+    at the first and the last iteration it is the larger throughout (both are
+    affine in kv), and the sum has a closed form: k·(M + kv0·m1) + m1·b·k(k−1)/2.
+    Otherwise the iterations are added one by one.
+    """
+    if k <= 0:
+        return 0.0
+    m1 = d_f[d, DF_M1]
+    c1 = d_f[d, DF_C1]
+    last = kv0 + (k - 1) * b
+    mem0 = d_M[d, b] + kv0 * m1
+    comp0 = d_C[d, b] + kv0 * c1
+    mem1 = d_M[d, b] + last * m1
+    comp1 = d_C[d, b] + last * c1
+    pairs = 0.5 * k * (k - 1) * b
+    if mem0 >= comp0 and mem1 >= comp1:
+        return k * mem0 + pairs * m1
+    if comp0 >= mem0 and comp1 >= mem1:
+        return k * comp0 + pairs * c1
+    total = 0.0
+    kv = kv0
+    for _ in range(k):
+        total += iter_time(d, b, kv, 0, 0.0, d_M, d_C, d_f, d_PF)
+        kv += b
+    return total

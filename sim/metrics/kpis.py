@@ -58,8 +58,9 @@ KPIS: tuple[KPI, ...] = (
         "answered 503", "requests", "count", REQUESTS, "lower"),
     KPI("http_429", "HTTP 429 responses", "attempts answered 429 (router queue full, "
         "`max_queue`)", "attempts", "count", REQUESTS, "lower", "5%"),
-    KPI("http_400", "HTTP 400 responses", "requests refused for exceeding the context or the "
-        "KV cache (`status == rejected_400`)", "requests", "count", REQUESTS, "lower"),
+    KPI("http_400", "requests refused (HTTP 400)", "requests refused for exceeding the "
+        "context or the KV cache (`status == rejected_400`)", "requests", "count", REQUESTS,
+        "lower"),
     KPI("retries", "retries", "Σ (`attempts` − 1)", "attempts", "count", REQUESTS, "lower"),
     # -- latency ---------------------------------------------------------------
     KPI("user_ttft_p50_s", "user TTFT p50", "p50 of `user_ttft_s` (from the first attempt)",
@@ -86,7 +87,8 @@ KPIS: tuple[KPI, ...] = (
         LATENCY, "lower", "10%"),
     KPI("slo_attainment", "SLO attainment", "fraction of post-warm-up requests that are `ok` "
         "with `user_ttft_s ≤ slo.ttft_p99`, `tpot_s ≤ slo.tpot_p99` and `user_e2e_s ≤ "
-        "slo.e2e_p99` (objectives not set are not checked; `null` without any objective)",
+        "slo.e2e_p99` (objectives not set are not checked: without any, the share served "
+        "ok; the terminal and the report show it only when an objective is set)",
         "fraction", "fraction", LATENCY, "higher", "0.01"),
     # -- capacity --------------------------------------------------------------
     KPI("mean_ready_replicas", "ready replicas, mean", "∫ ready replicas dt / simulated time",

@@ -243,10 +243,6 @@ class RequestStats:
         """Requests that ended with status code ``status`` (0 for None: no such status)."""
         return 0 if status is None else self.statuses.get(status, 0)
 
-    @property
-    def has_slo(self) -> bool:
-        return any(self.slo.get(key) is not None for key in SLO_LATENCY)
-
     def kpis(self) -> dict[str, Any]:
         """The summary's request keys, percentiles from the sketches."""
         out: dict[str, Any] = {
@@ -258,6 +254,5 @@ class RequestStats:
         }
         for key, metric, p in PERCENTILES:
             out[key] = self.sketches[metric].quantile(p / 100.0)
-        out["slo_attainment"] = (self.slo_good / self.measured
-                                 if self.measured and self.has_slo else None)
+        out["slo_attainment"] = self.slo_good / self.measured if self.measured else None
         return out

@@ -150,8 +150,11 @@ def summarize(
     lives: Sequence[Life],
     status_names: Sequence[str],
     finished: Finished | None,
+    exact: Callable[[int | None], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The summary; latency percentiles exact when ``finished`` (every request) is given."""
+    """The summary; latency percentiles exact when ``finished`` (every request) is given,
+    or ``exact`` (deployment index, None for all → its percentiles, e.g. read back from
+    a streamed request table); else from the sketches."""
     code_400 = status_names.index("rejected_400") if "rejected_400" in status_names else None
     per: dict[str, dict[str, Any]] = {}
     capacity: list[float] = []
@@ -161,6 +164,8 @@ def summarize(
         kpis = stats[d].kpis()
         if finished is not None:
             kpis.update(exact_percentiles(finished.select(finished.dep == d), warmup_s))
+        elif exact is not None:
+            kpis.update(exact(d))
         cost = float(lines["cost_usd"].sum()) + reserved_share(billing_spec, lines)
         tokens = float(stats[d].ok_input_tokens + stats[d].ok_output_tokens)
         capacity.append(_capacity_tokens(m, stats[d], mine, end_s))
@@ -193,6 +198,8 @@ def summarize(
     total = all_stats.kpis()
     if finished is not None:
         total.update(exact_percentiles(finished, warmup_s))
+    elif exact is not None:
+        total.update(exact(None))
     total.update(_capacity_kpis(lives, end_s))
     sums = ("http_503", "http_429", "http_400", "resends", "preemptions", "gpu_seconds",
             "cold_starts", "mean_ready_replicas", "pending_replica_seconds", "replica_crashes")
@@ -222,7 +229,7 @@ def summarize(
         "simulated_s": end_s,
         "wall_s": 0.0,
         "capsim_version": version,
-        "latency_percentiles": "exact" if finished is not None else "sketch",
+        "latency_percentiles": "exact" if finished is not None or exact else "sketch",
         "total": {key: total[key] for key in (*KPI_KEYS, *TOTAL_ONLY_KEYS)}
         | {"peak_gpus_by_accelerator": by_acc},
         "deployments": per,

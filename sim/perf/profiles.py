@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from sim.catalog.precision import PRECISIONS
 from sim.errors import InputError
 from sim.perf.params import TRTLLM, VLLM_BF16, VLLM_FP8, PerfParams
 
@@ -63,6 +64,7 @@ BUILTIN: Mapping[str, EngineProfile] = MappingProxyType({
 # per-accelerator compute table, which is given as ``compute_efficiency``).
 _SCALARS = tuple(f.name for f in fields(PerfParams)
                  if f.name not in ("compute_efficiency", "notes"))
+_INTEGERS = ("min_kv_tokens", "max_concurrency", "prefill_chunk")
 
 
 def get_profile(name: str, base_dir: Path | None = None) -> EngineProfile:
@@ -113,6 +115,9 @@ def load_profile(path: Path) -> EngineProfile:
     built: dict[str, PerfParams] = dict(BUILTIN[base].paths)
     for precision, values in paths.items():
         where = f"paths.{precision}"
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})",
+                             file=shown, where=where)
         if not isinstance(values, dict):
             raise InputError("expected an object of constants", file=shown, where=where)
         unknown = set(values) - set(_SCALARS) - {"compute_efficiency"}
@@ -124,6 +129,9 @@ def load_profile(path: Path) -> EngineProfile:
             if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)
                        and v >= 0) for v in numbers):
                 raise InputError(f"{key} must be a number ≥ 0", file=shown, where=where)
+        for key in _INTEGERS:
+            if key in changes and (not isinstance(changes[key], int) or changes[key] < 1):
+                raise InputError(f"{key} must be an integer ≥ 1", file=shown, where=where)
         start = BUILTIN[base].params(precision)
         if "compute_efficiency" in changes:
             table = dict(changes["compute_efficiency"])

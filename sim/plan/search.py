@@ -187,9 +187,10 @@ def judge(doc: Mapping[str, Any], seed: int, slo: Mapping[str, float | None],
         ttft_p99_s=p99_ttft(k),
         slo_attainment=k.get("slo_attainment"),
         served_share=int(k["ok"]) / requests,
-        share_503=int(k["http_503"]) / requests,
+        # requests that met a 503 (each once), where the summary counts them; else responses
+        share_503=int(k.get("requests_with_503", k["http_503"])) / requests,
         tpot_p99_s=k.get("tpot_p99_s"),
-        e2e_p99_s=k.get("e2e_p99_s"),
+        e2e_p99_s=k.get("user_e2e_p99_s", k.get("e2e_p99_s")),  # the user's view
         utilization=float(k["utilization"]),
         mean_ready_replicas=float(k["mean_ready_replicas"]),
         reasons=[],

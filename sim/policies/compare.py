@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "scenarios" / "policies"
-DOC = ROOT / "docs" / "policies.md"
+# Repository tooling: paths are relative to the current folder (a checkout); pass others.
+SCENARIOS = Path("scenarios") / "policies"
+DOC = Path("docs") / "policies.md"
 BEGIN = "<!-- BEGIN policy comparison: python -m sim.policies.compare --write -->"
 END = "<!-- END policy comparison -->"
 #: table order: the baseline, the provider's default, then the replicas of other systems

@@ -19,7 +19,8 @@ from pydantic_core import PydanticUndefined
 
 from sim.policies.registry import get_policy, policy_names
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
+# Repository tooling: relative to the current folder (a checkout); --doc for another.
+DOC = Path("docs") / "policies.md"
 
 
 def _begin(name: str) -> str:

@@ -119,8 +119,8 @@ class Kpa(Policy):
         policy: Literal["kpa"] = "kpa"
         container_concurrency: int | None = Field(
             None, ge=0, le=L.MAX_CONCURRENCY,
-            description="hard limit per replica (default: its max_concurrency); "
-                                    "0 = unlimited")
+            description="hard limit per replica (none: the load is read in "
+                        "replica capacities); 0 = unlimited")
         target: float | None = Field(
             None, gt=0, le=1e12,
             description="autoscaling.knative.dev/target: per-replica concurrency")

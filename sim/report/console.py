@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sim.metrics.kpis import KPI_KEYS
-from sim.report.format import format_kpi, kpi_label
+from sim.report.format import format_kpi, has_slo, kpi_label
 from sim.results import Result
 
 # The terminal summary's rows: the KPI registry's keys, in its order, without the
@@ -41,7 +43,10 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     if len(names) > 1:
         table.add_column("total", justify="right", style="bold", no_wrap=True, overflow="fold")
         blocks.append(summary["total"])
+    slo = has_slo(summary)
     for key in TERMINAL_KEYS:
+        if key == "slo_attainment" and not slo:
+            continue  # no objective: nothing to attain
         values = [b.get(key) for b in blocks]
         if all(v is None for v in values):
             continue  # e.g. SLO attainment without an objective, cold starts without any
@@ -77,3 +82,45 @@ def _plain(value: Any) -> str:
         v = float(value)
         return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.4g}"
     return str(value)
+
+
+@contextmanager
+def run_progress(
+    name: str, duration_s: float, enabled: bool
+) -> Iterator[tuple[Callable[[float], None] | None, Callable[[str], None]]]:
+    """A progress display for ``capsim run``: ``(on_time, phase)``.
+
+    ``on_time(t)`` moves the bar over simulated time, with the wall time spent and
+    the time remaining (from the rate so far); ``phase(what)`` names the step after
+    the simulation (writing the tables, drawing the report), so the screen never
+    sits still.  Disabled: ``(None, no-op)``.
+    """
+    if not enabled:
+        yield None, lambda _what: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}% of simulated time"), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=duration_s or 1.0)
+        phases = {"summary": "writing summary.json", "tables": "writing the tables",
+                  "report": "drawing the report"}
+
+        def on_time(t: float) -> None:
+            bar.update(task, completed=t)
+
+        def phase(what: str) -> None:
+            bar.update(task, completed=duration_s or 1.0,
+                       description=f"{name}: {phases.get(what, what)}")
+
+        yield on_time, phase

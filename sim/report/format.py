@@ -90,6 +90,11 @@ def kpi_label(key: str) -> str:
     return KPI_DISPLAY.get(key, (key, ""))[0]
 
 
+def has_slo(summary: Mapping[str, Any]) -> bool:
+    """Whether the run's scenario sets a latency objective (SLO attainment means something)."""
+    return bool(_slo_limits(summary.get("scenario") or {}))
+
+
 def _slo_limits(scenario: Mapping[str, Any]) -> dict[str, float]:
     slo = scenario.get("slo") or {}
     out = {}
@@ -144,7 +149,7 @@ def service_warnings(summary: Mapping[str, Any]) -> list[str]:
         if simulated >= horizon + max(horizon, 3600.0) - 1e-6:
             out.append(f"Cut off at the drain limit ({seconds_text(simulated)} simulated for "
                        f"{seconds_text(horizon)} of traffic): requests were still queued.")
-    busy = _number(t, "utilization")
+    busy = _number(t, "busy_fraction")
     if busy is not None and busy >= BUSY_SHARE and served is not None and served < SERVED_SHARE:
         out.append(f"Overloaded throughout: replicas were busy {percent_text(busy)} of their "
                    "ready time and still left requests unserved.")

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from sim import plot
 from sim.metrics.kpis import KPI_KEYS
-from sim.report.format import KPI_GROUPS, findings, format_kpi, format_value, kpi_label
+from sim.report.format import KPI_GROUPS, findings, format_kpi, format_value, has_slo, kpi_label
 from sim.results import Result
 
 __all__ = [
@@ -87,8 +87,8 @@ def report_plots(result: Result) -> list[Plot]:
     if has_alloc or "gpus_allocated" in result.timeline.columns:
         plots.append(Plot.of("gpu_allocation.png", "GPUs allocated per datacenter and type",
                              "load", plot.gpu_allocation(result)))
-    reqs = result.requests
-    if not reqs.empty and (reqs["status"].astype(str) == "ok").any():
+    reqs = result.request_rows
+    if not reqs.empty and bool((reqs["status"] == "ok").any()):
         for metric, name in (("ttft_s", "Time to first token"), ("tpot_s", "Time per output "
                              "token"), ("e2e_s", "End-to-end latency")):
             plots.append(Plot.of(f"{metric.removesuffix('_s')}_cdf.png", f"{name}: CDF",
@@ -106,10 +106,12 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
     blocks = {**deployments, "total": total}
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = []
-    known: set[str] = set()
+    # no objective: SLO attainment is not shown
+    known: set[str] = set() if has_slo(summary) else {"slo_attainment"}
     groups = list(KPI_GROUPS)
     extra = tuple(k for k in [*KPI_KEYS, *total] if k not in
-                  {key for _, keys in KPI_GROUPS for key in keys})
+                  {key for _, keys in KPI_GROUPS for key in keys}
+                  and not isinstance(total.get(k), dict))
     if extra:
         groups.append(("Other", tuple(dict.fromkeys(extra))))
     for title, keys in groups:
@@ -134,9 +136,10 @@ def _cards(summary: Mapping[str, Any]) -> str:
     keys = ("requests", "slo_attainment", "user_ttft_p99_s", "tpot_p99_s", "cost_usd",
             "cost_per_million_tokens_usd", "serverless_cost_usd")
     # a card shows what was measured: no SLO attainment without an objective
+    skip = set() if has_slo(summary) else {"slo_attainment"}
     cards = [f'<div class="card"><div class="value">{_e(format_kpi(k, t.get(k)))}</div>'
              f'<div class="label">{_e(kpi_label(k))}</div></div>'
-             for k in keys if t.get(k) is not None]
+             for k in keys if t.get(k) is not None and k not in skip]
     return f'<div class="cards">{"".join(cards)}</div>'
 
 

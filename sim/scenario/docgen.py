@@ -37,7 +37,8 @@ from sim import units
 from sim.policies.registry import get_policy, policy_names
 from sim.scenario.schema import DeploymentSpec, Scenario
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "scenario.md"
+# Repository tooling: relative to the current folder (a checkout); pass another path.
+DOC = Path("docs") / "reference" / "scenario.md"
 COMMAND = "python -m sim.scenario.docgen"
 
 # Keys whose spec has no ``description=``, described here ("Class.key", the class's

@@ -19,7 +19,13 @@ from sim.workload.base import Workload
 from sim.workload.fingerprint import TrafficFingerprint
 from sim.workload.lengths import Column, LengthDistribution, length_distribution
 from sim.workload.spec import EmpiricalLength, LengthSpec, TraceArrivals, TrafficSpec
-from sim.workload.traces import load_trace, resolve_path, token_column
+from sim.workload.traces import (
+    load_trace,
+    resolve_path,
+    token_column,
+    trace_stats,
+    unit_warning,
+)
 
 STREAMS = ("arrivals", "input_tokens", "output_tokens")
 
@@ -190,3 +196,32 @@ def validate_traffic(traffic: TrafficSpec, base_dir: Path | None = None) -> None
     for spec in lengths:
         if isinstance(spec, EmpiricalLength):
             load_trace(spec.path, base_dir)
+
+
+# A trace that leaves more than this share of the run without traffic gets a warning.
+EMPTY_TAIL_SHARE = 0.1
+
+
+def traffic_warnings(traffic: TrafficSpec, duration_s: float,
+                     base_dir: Path | None = None) -> list[str]:
+    """One-line warnings about a trace replay that is probably not what was meant: a
+    trace that ends long before ``duration_s`` (not looped), or a rate that suggests a
+    unit mistake.  Each line starts with the trace file."""
+    arrivals = traffic.arrivals
+    if not isinstance(arrivals, TraceArrivals):
+        return []
+    from sim.report.format import seconds_text
+
+    shown = str(resolve_path(arrivals.path, base_dir))
+    stats = trace_stats(load_trace(arrivals.path, base_dir))
+    out = []
+    unit = unit_warning(stats, shown)
+    if unit is not None:
+        out.append(f"{shown}: {unit}")
+    end = stats.span_s * arrivals.time_scale
+    if not arrivals.loop and duration_s - end > EMPTY_TAIL_SHARE * duration_s:
+        out.append(f"{shown}: the trace ends at {seconds_text(end)} of a "
+                   f"{seconds_text(duration_s)} run: the last {seconds_text(duration_s - end)} "
+                   "have no traffic while replicas are still billed (set loop: true, or a "
+                   "shorter duration)")
+    return out

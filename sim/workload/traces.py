@@ -19,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -356,3 +357,55 @@ __all__: Sequence[str] = (
     "trace_format",
     "write_trace",
 )
+
+
+# --------------------------------------------------------------------------- what a trace holds
+
+# A JSONL trace faster than this on average, over less than a minute, most likely holds
+# seconds where milliseconds are expected (every gap 1000 times too short).
+UNIT_SUSPECT_RPS = 200.0
+UNIT_SUSPECT_SPAN_S = 60.0
+
+
+@dataclass(frozen=True)
+class TraceStats:
+    """What a trace holds, as read: its span (first to last arrival), count and means."""
+
+    requests: int
+    span_s: float
+    mean_rps: float
+    mean_input: float
+    mean_output: float
+
+    def line(self) -> str:
+        from sim.report.format import seconds_text
+
+        rate = f"{self.mean_rps:,.3g} req/s" if math.isfinite(self.mean_rps) else "all at once"
+        return (f"{self.requests:,} requests over {seconds_text(self.span_s)}, mean {rate}, "
+                f"mean {self.mean_input:,.0f} input and {self.mean_output:,.0f} output tokens")
+
+
+def trace_stats(trace: Workload) -> TraceStats:
+    n = len(trace)
+    span = float(trace.arrival_s[-1] - trace.arrival_s[0]) if n else 0.0
+    return TraceStats(
+        requests=n,
+        span_s=span,
+        mean_rps=(n - 1) / span if span > 0 else math.inf,
+        mean_input=float(trace.input_tokens.mean()) if n else 0.0,
+        mean_output=float(trace.output_tokens.mean()) if n else 0.0,
+    )
+
+
+def unit_warning(stats: TraceStats, path: str | Path) -> str | None:
+    """A warning when a ``.jsonl`` trace's rate suggests seconds read as milliseconds."""
+    if trace_format(path) != ".jsonl" or stats.requests < 20:
+        return None
+    if stats.span_s < UNIT_SUSPECT_SPAN_S and stats.mean_rps > UNIT_SUSPECT_RPS:
+        from sim.report.format import seconds_text
+
+        return (f"{stats.requests:,} requests in {seconds_text(stats.span_s)} "
+                f"({stats.mean_rps:,.0f} req/s): JSONL timestamps are milliseconds; if these "
+                f"are seconds, multiply them by 1000 (the trace would span "
+                f"{seconds_text(stats.span_s * 1000)})")
+    return None

@@ -51,8 +51,8 @@ def test_cli_writes_the_plot_and_table(tmp_path, capsys):
     out = tmp_path / "be"
     assert main(["breakeven", str(path), "--out", str(out), "--low", "0.5", "--high", "4",
                  "--grid", "4"]) == 0
-    assert {p.name for p in out.iterdir()} == {"breakeven.png", "breakeven.csv",
-                                               "breakeven.json"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "breakeven.png", "breakeven.csv", "breakeven.json"}
     doc = json.loads((out / "breakeven.json").read_text())
     assert "cheaper_intervals" in doc and len(doc["points"]) >= 4
     assert "dedicated is cheaper per served token" in capsys.readouterr().out

@@ -75,3 +75,32 @@ def test_sweep_and_baseline_refuse_a_folder_of_the_users(tmp_path, capsys):
     assert main(["baseline", str(sweep), "--out", str(out), "--workers", "1"]) == 2
     assert "--force" in _one_error_line(capsys)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow  # a child process (imports, start-up); the in-process case is fast
+def test_ctrl_c_mid_run_is_one_line_exit_130_and_leaves_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    scenario = small_scenario(tmp_path, duration="30d", warmup="0s")  # minutes of work
+    out = tmp_path / "r"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", str(scenario), "--out",
+                             str(out), "--no-progress"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob(".r.capsim-*")):  # the run has started writing
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    lines = err.strip().splitlines()  # the trace warns first that it ends early: fine
+    assert lines[-1] == "capsim: interrupted" and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -248,3 +248,18 @@ def test_scale_to_zero_bills_zero_for_zero_requests():
     assert total["cold_starts"] == 0 and total["gpu_seconds"] == 0
     assert round(total["cost_usd"], 2) == 0.00
     assert res.timeline["gpus_allocated"].max() == 0
+
+
+def test_allocation_reads_zero_while_scaled_to_zero():
+    """Once a deployment has held GPUs, every interval has its row, 0 while at zero."""
+    root = Path(__file__).resolve().parents[2]
+    res = sim.run(str(root / "scenarios" / "scale_from_zero.yaml"), {"duration": "90m"},
+                  keep_requests=False)
+    alloc = res.allocation[res.allocation["holder"] == "code-8b"]
+    tl = res.timeline
+    first = alloc["t_end"].min()
+    assert set(alloc["t_end"]) == set(tl.loc[tl["t_end"] >= first, "t_end"])
+    by_t = alloc.groupby("t_end")["gpus"].sum()
+    assert (by_t == 0).any() and (by_t > 0).any()  # it scaled to zero and back
+    ready = tl.set_index("t_end")["gpus_allocated"].reindex(by_t.index)
+    assert (by_t.to_numpy() == ready.to_numpy()).all()

@@ -127,8 +127,8 @@ def test_outputs_and_best_yaml_runs(curve, tmp_path, capsys):
     out = tmp_path / "plan"
     assert main(["plan", str(path), "--out", str(out), "--executor", "local",
                  "--workers", "2"]) == 0
-    assert {p.name for p in out.iterdir()} == {"plan.json", "best.yaml", "pareto.png",
-                                               "report.html"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "plan.json", "best.yaml", "pareto.png", "report.html"}
     doc = json.loads((out / "plan.json").read_text())
     rec = doc["recommendation"]
     assert rec["feasible"] and rec["cost_usd_per_month"] == pytest.approx(
@@ -178,3 +178,27 @@ def test_a_dask_cluster_gives_the_same_plan(curve, cluster):  # noqa: F811
     local = plan_document(plan(doc))
     on_dask = plan_document(plan(doc, executor=DaskExecutor(cluster)))
     assert on_dask == local and local["recommendation"] is not None
+
+
+def test_lowest_ttft_within_a_budget(curve):
+    price = sim.perf.build_shape("llama-v3p1-8b-instruct", {
+        "accelerator": "H100_80GB", "count": 1, "curve": str(curve)}).usd_per_hour
+    budget = 9.5 * price  # buys 9 replicas
+    result = plan(mmc_doc(curve, duration="30m", objective="ttft", budget_usd_per_hour=budget))
+    assert result.best is not None
+    assert result.best.config.max_replicas == 9
+    assert result.best.mean("cost_per_hour") <= budget
+    # a budget below the capacity bound buys nothing that can hold
+    poor = plan(mmc_doc(curve, duration="30m", objective="ttft", budget_usd_per_hour=2 * price))
+    assert poor.best is None and "the budget buys 2 replicas" in (poor.families[0].pruned or "")
+
+
+def test_each_region_is_a_family_of_its_own(curve):
+    result = plan(mmc_doc(curve, duration="30m", regions=["US", "EUROPE"],
+                          replicas={"min": 1, "max": 12}))
+    assert [f.label for f in result.families] == [
+        f"1×H100_80GB · {r} · static" for r in ("US", "EUROPE")]
+    regions = {e.config.region for e in result.evaluations}
+    assert regions == {"US", "EUROPE"}
+    best = result.best_scenario()
+    assert best is not None and best["deployments"][0]["region"] == result.best.config.region

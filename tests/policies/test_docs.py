@@ -10,7 +10,8 @@ import yaml
 
 from sim.policies import compare, docs
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "policies.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "policies.md"
 TEXT = DOC.read_text(encoding="utf-8")
 
 
@@ -29,14 +30,15 @@ def test_comparison_table_has_a_row_per_scenario():
     rows = doc_rows()
     assert tuple(rows[0]) == compare.COLUMNS
     policies = [r[0].strip("`") for r in rows[2:]]
-    files = compare.scenario_files()
+    files = compare.scenario_files(ROOT / compare.SCENARIOS)
     assert policies == [yaml.safe_load(p.read_text())["deployments"][0]["autoscaler"]["policy"]
                         for p in files]
     assert policies == list(compare.ORDER)
 
 
 def test_comparison_scenarios_differ_only_in_the_autoscaler():
-    docs_ = [yaml.safe_load(p.read_text()) for p in compare.scenario_files()]
+    files = compare.scenario_files(ROOT / compare.SCENARIOS)
+    docs_ = [yaml.safe_load(p.read_text()) for p in files]
     for d in docs_:
         d.pop("name")
         d["deployments"][0].pop("autoscaler")
@@ -46,7 +48,7 @@ def test_comparison_scenarios_differ_only_in_the_autoscaler():
 @pytest.mark.slow
 def test_comparison_table_is_current():
     # regenerate with: python -m sim.policies.compare --write (about 20 s)
-    assert compare.table(compare.scenario_files()) in TEXT
+    assert compare.table(compare.scenario_files(ROOT / compare.SCENARIOS)) in TEXT
 
 
 def tiny(folder: Path, policy: str, **params) -> Path:

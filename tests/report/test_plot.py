@@ -97,7 +97,8 @@ def test_timeline_says_when_nothing_was_refused(real_result):
                  real_result.scenario)
     fig = plot.timeline(res)
     assert "no HTTP 503 or 429 responses" in _texts(fig)
-    assert len(fig.axes) == 4  # one deployment: rate, replicas, refusals, queue
+    # one deployment: rate, replicas, latency, load (and its right-hand axis), refusals, queue
+    assert len(fig.axes) == 7
 
 
 def test_timeline_of_an_empty_table_is_a_note():
@@ -266,8 +267,9 @@ def test_shape_comparison_of_results_puts_one_point_per_run():
     assert {t.get_text(): tuple(t.xy) for t in ax.texts} == {"4×H100": (0.5, 2.5),
                                                              "2×H200": (3.0, 1.0)}
     assert any(ln.get_label().startswith("TTFT objective: p99 ≤ 2 s") for ln in ax.get_lines())
-    frontier = [ln for ln in ax.get_lines() if ln.get_label().startswith("frontier")]
-    np.testing.assert_allclose(frontier[0].get_xydata(), [[0.5, 2.5], [3.0, 1.0]])
+    # 2×H200 misses the 2 s objective: crossed out, and no frontier is drawn through it
+    assert not [ln for ln in ax.get_lines() if ln.get_label().startswith("frontier")]
+    assert "misses the TTFT objective" in _legend(ax)
     assert ax.get_ylabel() == "cost per 1M tokens (USD)"
 
 
@@ -287,6 +289,16 @@ def test_shape_comparison_of_a_table_averages_seeds():
     frontier = next(ln for ln in ax.get_lines() if ln.get_label().startswith("frontier"))
     np.testing.assert_allclose(frontier.get_xydata(), [[0.3, 3.1], [1.1, 1.1]])  # slow is beaten
     assert "single runs (seeds)" in _legend(ax)
+
+
+def test_frontier_leaves_out_points_that_miss_the_objective():
+    # the cheapest point misses the 1 s objective: the frontier is drawn through the others
+    table = pd.DataFrame({"shape": ["fast", "mid", "cheap-but-slow"],
+                          "ttft_p99_s": [0.2, 0.8, 3.0],
+                          "cost_per_million_tokens_usd": [3.0, 2.0, 0.5]})
+    ax = plot.shape_comparison(table, slo_s=1.0).axes[0]
+    frontier = next(ln for ln in ax.get_lines() if ln.get_label().startswith("frontier"))
+    np.testing.assert_allclose(frontier.get_xydata(), [[0.2, 3.0], [0.8, 2.0]])
 
 
 def test_labels_of_close_points_do_not_overlap():

@@ -115,6 +115,10 @@ def test_profile_file_round_trip(tmp_path):
     ('{"format": "capsim-profile/1", "base": "tgi", "paths": {}}', "unknown base profile"),
     ('{"format": "capsim-profile/1", "paths": {"BF16": {"warp": 1}}}', "unknown constant"),
     ('{"format": "capsim-profile/1", "paths": {"BF16": {"overlap": -1}}}', "must be a number"),
+    ('{"format": "capsim-profile/1", "paths": {"FP16": {}}}', "unknown precision 'FP16'"),
+    ('{"format": "capsim-profile/1", "paths": {}}', "no precision path"),
+    ('{"format": "capsim-profile/1", "paths": {"BF16": {"prefill_chunk": 0.5}}}',
+     "prefill_chunk must be an integer"),
 ])
 def test_bad_profile_file(tmp_path, text, reason):
     path = tmp_path / "bad.json"

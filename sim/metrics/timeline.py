@@ -1,0 +1,138 @@
+"""Latency and load over time: per-interval columns of the timeline, from finished requests.
+
+The engine's sampler records replicas, arrivals and queues at each interval's
+end.  What users experienced in each interval comes from the finished requests
+instead, as the engine hands them over (window by window, in bounded memory):
+
+* ``user_ttft_p50_s``, ``user_ttft_p99_s``, ``tpot_p50_s``, ``tpot_p99_s``:
+  percentiles of the ``ok`` requests that *arrived* in the interval (quantile
+  sketches, within 0.5 % relative, whether or not the request table is kept);
+* ``in_service_s``: ∫ requests in service dt over the interval (from each ok
+  request's admission to its finish);
+* ``output_tokens``: output tokens of ok requests that finished in the interval.
+
+:func:`interval_integral` turns replica lives into replica-seconds per interval,
+so ``mean_batch`` (requests in service per serving replica) and
+``utilization`` (capacity used, as in the summary) follow.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from sim.metrics.stream import OK, Finished, Sketch
+
+#: per-interval latency columns: (column, latency, percentile)
+LATENCY_COLUMNS = (("user_ttft_p50_s", "user_ttft", 50), ("user_ttft_p99_s", "user_ttft", 99),
+                   ("tpot_p50_s", "tpot", 50), ("tpot_p99_s", "tpot", 99))
+
+
+def interval_integral(starts: NDArray[np.float64], ends: NDArray[np.float64],
+                      bounds: NDArray[np.float64]) -> NDArray[np.float64]:
+    """∫ (number of intervals ``[start, end)`` open) dt over each ``[bounds[i], bounds[i+1])``.
+
+    ``F(t) = Σ max(0, min(t, end) − start)`` is computed at every bound from sorted
+    starts and ends with prefix sums, so the cost is O((n + m) log n).
+    """
+    s, e = np.sort(starts), np.sort(ends)
+    cs, ce = np.concatenate([[0.0], np.cumsum(s)]), np.concatenate([[0.0], np.cumsum(e)])
+    ns, ne = np.searchsorted(s, bounds, side="right"), np.searchsorted(e, bounds, side="right")
+    area = (ns * bounds - cs[ns]) - (ne * bounds - ce[ne])
+    return np.diff(area)
+
+
+class TimelineTally:
+    """Per-deployment, per-interval latency sketches, in-service time and output tokens."""
+
+    def __init__(self, n_deployments: int, interval_s: float):
+        self.interval = interval_s
+        self.sketches: list[dict[int, dict[str, Sketch]]] = [{} for _ in range(n_deployments)]
+        self.in_service: list[defaultdict[int, float]] = [
+            defaultdict(float) for _ in range(n_deployments)]
+        self.tokens: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(n_deployments)]
+
+    def add(self, batch: Finished) -> None:
+        ok = (batch.status == OK) & ~np.isnan(batch.start_t) & ~np.isnan(batch.finish_t)
+        latency = batch.latencies()
+        step = self.interval
+        for d in np.unique(batch.dep[ok]).tolist():
+            mine = ok & (batch.dep == d)
+            arrived = np.floor(batch.arrival[mine] / step).astype(np.int64)
+            for k in np.unique(arrived).tolist():
+                here = arrived == k
+                cell = self.sketches[d].setdefault(
+                    k, {name: Sketch() for name in {m for _, m, _ in LATENCY_COLUMNS}})
+                for name, sketch in cell.items():
+                    sketch.add(latency[name][mine][here])
+            finished = np.floor(batch.finish_t[mine] / step).astype(np.int64)
+            ks, where = np.unique(finished, return_inverse=True)
+            sums = np.bincount(where, weights=batch.out[mine].astype(np.float64))
+            for k, n in zip(ks.tolist(), sums.tolist(), strict=True):
+                self.tokens[d][k] += round(n)
+            start, finish = batch.start_t[mine], batch.finish_t[mine]
+            k0, k1 = int(np.floor(start.min() / step)), int(np.floor(finish.max() / step))
+            bounds = np.arange(k0, k1 + 2, dtype=np.float64) * step
+            for k, seconds in zip(range(k0, k1 + 1), interval_integral(start, finish, bounds),
+                                  strict=True):
+                if seconds:
+                    self.in_service[d][k] += float(seconds)
+
+    def column(self, d: int, ks: NDArray[np.int64], name: str) -> NDArray[np.float64]:
+        """One per-interval column of deployment ``d`` for intervals ``ks``."""
+        if name == "in_service_s":
+            return np.array([self.in_service[d].get(k, 0.0) for k in ks.tolist()])
+        if name == "output_tokens":
+            return np.array([float(self.tokens[d].get(k, 0)) for k in ks.tolist()])
+        metric, q = next((m, p) for c, m, p in LATENCY_COLUMNS if c == name)
+        out = np.full(len(ks), np.nan)
+        for i, k in enumerate(ks.tolist()):
+            cell = self.sketches[d].get(k)
+            if cell is not None:
+                value = cell[metric].quantile(q / 100.0)
+                out[i] = np.nan if value is None else value
+        return out
+
+
+def add_columns(df: pd.DataFrame, tally: TimelineTally, serving: list[tuple[NDArray[np.float64],
+                NDArray[np.float64]]], saturation: list[float]) -> pd.DataFrame:
+    """The timeline ``df`` with the per-interval latency and load columns added.
+
+    ``serving[d]`` holds the (ready, stop) times of deployment ``d``'s replicas and
+    ``saturation[d]`` one replica's saturation throughput (output tokens/s) at the
+    run's mean request sizes (0: unknown).
+    """
+    if df.empty:
+        return df
+    out = df.copy()
+    new: dict[str, NDArray[np.float64]] = {
+        name: np.full(len(df), np.nan) for name, _, _ in LATENCY_COLUMNS}
+    new |= {"serving_replica_s": np.zeros(len(df)), "mean_batch": np.zeros(len(df)),
+            "utilization": np.zeros(len(df))}
+    codes = out["deployment"].cat.codes.to_numpy()
+    for d in range(len(serving)):
+        rows = np.flatnonzero(codes == d)
+        if not len(rows):
+            continue
+        t0, t1 = out["t_start"].to_numpy()[rows], out["t_end"].to_numpy()[rows]
+        ks = np.round(t0 / tally.interval).astype(np.int64)
+        for name, _, _ in LATENCY_COLUMNS:
+            new[name][rows] = tally.column(d, ks, name)
+        starts, ends = serving[d]
+        replica_s = np.array([interval_integral(starts, ends, np.array([a, b]))[0]
+                              for a, b in zip(t0, t1, strict=True)]) if len(starts) else (
+            np.zeros(len(rows)))
+        in_service = tally.column(d, ks, "in_service_s")
+        tokens = tally.column(d, ks, "output_tokens")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new["mean_batch"][rows] = np.where(replica_s > 0, in_service / replica_s, 0.0)
+            capacity = replica_s * saturation[d]
+            new["utilization"][rows] = np.where(capacity > 0,
+                                                np.minimum(1.0, tokens / capacity), 0.0)
+        new["serving_replica_s"][rows] = replica_s
+    for name, values in new.items():
+        out[name] = values
+    return out
