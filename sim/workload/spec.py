@@ -80,7 +80,7 @@ class DiurnalArrivals(Spec):
 
     kind: Literal["diurnal"] = "diurnal"
     mean_rps: Rate
-    peak_to_mean: Annotated[Number, Field(ge=1)] | None = None
+    peak_to_mean: Annotated[Number, Field(ge=1, le=1000)] | None = None
     period: PositiveDuration | None = None
     peak_at: HorizonTime | None = None
     hourly_weights: Annotated[list[Weight], Field(min_length=24, max_length=24)] | None = None
