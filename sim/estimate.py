@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 # Calibration (one core of a shared 2-core machine, numba on; docs/performance.md):
 WALL_FIXED_S = 2.0  # start-up: imports, JIT, traffic set-up
-WALL_PER_REQUEST_S = 7e-6  # simulating one request
+WALL_PER_REQUEST_S = 10e-6  # simulating one request (queues draining after the horizon included)
 WALL_PER_EVENT_S = 20e-6  # one control-plane event or timeline row
 WALL_PER_SAMPLE_S = 17e-6  # one sync period of an autoscaler's metrics window, per decision
-WALL_PER_REPLICA2_HOUR_S = 0.7e-6  # replicas² per simulated hour (fleet bookkeeping)
+WALL_PER_REPLICA2_HOUR_S = 1e-6  # replicas² per simulated hour (fleet bookkeeping)
 WRITE_FIXED_S = 8.0  # plots and the report
 WRITE_PER_REQUEST_S = 3e-6  # writing requests.parquet and drawing the CDFs
 MEMORY_FIXED_B = 320e6  # the interpreter with numpy, pandas, numba, matplotlib

@@ -48,6 +48,7 @@ class _Tally:
         self.parts: list[Finished] | None = [] if keep_requests else None
         self.sink = sink
         self.sim: Simulation | None = None
+        self.control: ControlPlane | None = None
 
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
@@ -55,9 +56,9 @@ class _Tally:
         self.timeline.add(batch)
         if self.parts is not None:
             self.parts.append(batch)
-        if self.sink is not None and self.sim is not None:
+        if self.sink is not None and self.sim is not None and self.control is not None:
             ordered = Finished.concat([batch])  # arrival order within the window
-            self.sink.write(_requests_table(ordered, self.sim), ordered.index)
+            self.sink.write(_requests_table(ordered, self.sim, self.control), ordered.index)
 
 
 class RequestSink(Protocol):
@@ -148,6 +149,11 @@ def run(
                 datacenter="",
                 max_queue=dep.max_queue,
                 queue_on_cold_start=dep.cold_start_mode == "queue",
+                router=dep.router.policy,
+                balance_abs=float(dep.router.balance_abs),
+                balance_rel=float(dep.router.balance_rel),
+                prefix_caching=dep.prefix_caching,
+                block_tokens=dep.traffic.hash_block_tokens,
                 max_num_batched_tokens=dep.max_num_batched_tokens,
                 kv_block_tokens=dep.kv_block_tokens,
                 kv_admission=dep.kv_admission,
@@ -200,14 +206,16 @@ def run(
         control=control,
         chunk_s=chunk_s,
         on_finished=tally,
+        router_rng=stream(spec.seed, "routers"),
         engine=spec.engine,
     )
-    tally.sim = sim
+    tally.sim, tally.control = sim, control
     _schedule_events(sim, control, spec)
     sim.run(progress)
     finished = Finished.concat(tally.parts) if tally.parts is not None else None
     tally.parts = None
-    requests = _requests_table(finished if finished is not None else Finished.concat([]), sim)
+    requests = _requests_table(finished if finished is not None else Finished.concat([]), sim,
+                               control)
     exact: Callable[[int | None], dict[str, Any]] | None = None
     if requests_sink is not None:  # the table is on disk: percentiles read back from it
         sink = requests_sink
@@ -269,8 +277,12 @@ def _schedule_events(sim: Simulation, control: ControlPlane, spec: Scenario) -> 
         env.process(outage(o))
 
 
-def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
+def _requests_table(st: Finished, sim: Simulation, control: ControlPlane) -> pd.DataFrame:
     dcs = sim.kernel_dc
+    life_of = np.full(sim.n_replicas + 1, -1, np.int64)  # life_of[-1]: never served
+    for life in control.lives:
+        if life.kernel >= 0:
+            life_of[life.kernel] = life.id
     df = pd.DataFrame(
         {
             "deployment": pd.Categorical.from_codes(st.dep, categories=sim.names),
@@ -283,7 +295,9 @@ def _requests_table(st: Finished, sim: Simulation) -> pd.DataFrame:
             "attempts": st.attempts,
             "http_503": st.n503,
             "input_tokens": st.inp,
+            "cached_tokens": st.cached,
             "output_tokens": st.out,
+            "replica": life_of[st.replica],
             "datacenter": pd.Categorical.from_codes(
                 _dc_codes(st.replica, dcs), categories=sorted(set(dcs))
             ),
@@ -342,4 +356,6 @@ def _measured(sim: Simulation, control: ControlPlane, d: int, model: str,
         max_ready=int(sim.max_ready[d]), cold_starts=ctl.cold_starts,
         pending_area=ctl.pending_area, crashes=ctl.crashes, final_state=ctl.state,
         final_label=control.label(ctl), saturation=shape.max_throughput,
+        prefill_tokens=sim.tokens(d)[0], cached_tokens=sim.cached_tokens(d),
+        simulated_hits=sim.has_prefixes[d] and sim.plans[d].prefix_caching,
     )

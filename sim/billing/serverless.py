@@ -23,12 +23,14 @@ def serverless_cost(
     return (fresh * input_usd + cached * cached_input_usd + output_tokens * output_usd) / 1e6
 
 
-def price_tokens(billing: BillingSpec, model: str, input_tokens: float, output_tokens: float
-                 ) -> float | None:
+def price_tokens(billing: BillingSpec, model: str, input_tokens: float, output_tokens: float,
+                 cache_hit_rate: float | None = None) -> float | None:
     """``input_tokens`` and ``output_tokens`` of ``model`` at its serverless price: the
     scenario's ``billing.serverless`` entry, else the catalog's; None when neither lists one.
     Cached input is billed at 50 % of input unless a cached price is given (the provider's
-    rule), on ``billing.prefix_cache_hit_rate`` of the input tokens."""
+    rule), on ``cache_hit_rate`` of the input tokens (default: the fixed
+    ``billing.prefix_cache_hit_rate``; a run passes the rate it simulated when the traffic
+    carries prefix information)."""
     from sim import catalog
 
     price = billing.serverless.get(model)
@@ -43,5 +45,7 @@ def price_tokens(billing: BillingSpec, model: str, input_tokens: float, output_t
         cached = 0.5 * input_usd
     return serverless_cost(
         input_tokens, output_tokens, input_usd=input_usd, cached_input_usd=cached,
-        output_usd=output_usd, cache_hit_rate=billing.prefix_cache_hit_rate,
+        output_usd=output_usd,
+        cache_hit_rate=billing.prefix_cache_hit_rate if cache_hit_rate is None
+        else cache_hit_rate,
     )

@@ -50,5 +50,6 @@ class BillingSpec(Spec):
         default_factory=dict, description="USD per 1M tokens, overriding the catalog"
     )
     prefix_cache_hit_rate: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        0.0, description="fraction of input tokens billed at the cached-input price"
+        0.0, description="fraction of input tokens billed at the cached-input price, for "
+        "traffic without prefix information (otherwise the simulated hit rate)"
     )

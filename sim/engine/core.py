@@ -32,10 +32,13 @@ import simpy
 
 from sim.engine import kernel as K
 from sim.engine import layout as L
+from sim.engine import prefix_cache as pc
+from sim.engine import routers
 from sim.engine.layout import REQUEST_FIELDS, KernelState
 from sim.engine.ports import ServiceShape
 from sim.fleet.control import STAGES, ControlPlane
 from sim.metrics.stream import Finished
+from sim.workload.base import index_ranges
 
 STATUS_NAMES = L.STATUS_NAMES
 ENGINES = L.ENGINES
@@ -53,7 +56,7 @@ class Clock(simpy.Environment):
 
 @dataclass(frozen=True)
 class ClientPolicy:
-    """How clients retry 429 and 503 responses (docs/control-plane.md).
+    """How clients retry 429 and 503 responses (SPEC §2, fireworks.md §2).
 
     The delay before retry ``k`` (1-based) is ``min(base · 2^(k−1), max)``,
     times a uniform draw in [0, 1) with full jitter.
@@ -102,6 +105,12 @@ class DeploymentPlan:
     kv_block_tokens: int = 16
     kv_admission: str = "reserve"
     context_tokens: int | None = None  # the model's context length (None: unlimited)
+    # Routing and prefix caching (sim.engine.routers, sim.engine.prefix_cache).
+    router: str = "least_loaded"
+    balance_abs: float = 64.0
+    balance_rel: float = 1.5
+    prefix_caching: bool = True
+    block_tokens: int = 512  # tokens per block of the workload's chains of block ids
 
 
 @dataclass
@@ -123,6 +132,7 @@ class TimelineRow:
     busy_fraction: float
     http_503: int
     http_429: int
+    prefix_cache_hit_rate: float  # prompt tokens cached / prefilled in the interval
     state: str
     label: str
 
@@ -157,6 +167,7 @@ class Simulation:
         chunk_s: float | None = None,
         on_finished: Callable[[Finished], None] | None = None,
         engine: str = "fast",
+        router_rng: np.random.Generator | None = None,
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -173,6 +184,11 @@ class Simulation:
             raise ValueError(f"chunk_s must be > 0, got {chunk_s!r}")
         self.chunk_s = chunk_s
         self.on_finished = on_finished
+        self.router_rng = router_rng if router_rng is not None else np.random.default_rng(0)
+        self.caches = pc.PrefixCacheState.empty()
+        self._cache_pool: dict[int, list[tuple[int, int, int]]] = {}  # slots -> free regions
+        self.sessions = routers.SessionIndex()
+        self.has_prefixes = [False] * len(plans)  # a window carried chains of block ids
         self._loaded_until = 0.0  # arrivals before this time are in (or through) the state
         self._loaded = 0  # requests loaded so far: the next one's index in arrival order
         self._index = np.zeros(0, np.int64)  # arrival-order index of each state row
@@ -229,13 +245,20 @@ class Simulation:
             d_i[i, L.DI_BLOCK] = p.kv_block_tokens
             d_i[i, L.DI_GROW] = int(exact and p.kv_admission == "grow")
             d_i[i, L.DI_CONTEXT] = p.context_tokens or 0
+            d_i[i, L.DI_ROUTER] = routers.NAMES.index(p.router)
+            d_i[i, L.DI_PREFIX] = int(p.prefix_caching)
+            d_i[i, L.DI_HASH_BLOCK] = p.block_tokens
+            d_f[i, L.DF_BAL_ABS], d_f[i, L.DF_BAL_REL] = p.balance_abs, p.balance_rel
         empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
+        randomly = any(p.router == "random" for p in plans)
+        caches = self.caches
         state = KernelState(
             arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i,
             attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
             status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
             link=empty_i,
-            done=empty_i, gen=empty_i,
+            done=empty_i, gen=empty_i, rq_px=np.zeros((0, L.N_PX), np.int64), pf_tok=empty_i,
+            blk_ids=empty_i,
             d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF,
             d_reps=np.full((n_dep, 4), -1, np.int64),
             r_i=np.zeros((0, L.N_RI), np.int64), r_f=np.zeros((0, L.N_RF)),
@@ -243,6 +266,10 @@ class Simulation:
             ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
             rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
+            pc_r=caches.pc_r, pc_key=caches.key, pc_tok=caches.tok, pc_ref=caches.ref,
+            pc_prev=caches.prev, pc_next=caches.nxt, pc_tab=caches.tab,
+            sess_rep=np.zeros(0, np.int64), scratch=np.zeros((2, 4), np.int64),
+            ru=self.router_rng.random(_UNIFORM_BLOCK) if randomly else np.zeros(1),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
             client=clients.as_array(), counters=np.zeros(L.N_COUNTERS, np.int64),
         )
@@ -275,17 +302,22 @@ class Simulation:
     def _window(self, t0: float, t1: float) -> dict[str, np.ndarray]:
         """Requests arriving in ``[t0, t1)``, in arrival order (ties: deployment, then trace)."""
         times, inp, out = [], [], []
-        for p in self.plans:
+        n_blocks: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        sess: list[np.ndarray] = []
+        for d, p in enumerate(self.plans):
             if p.source is not None:
                 w = p.source.take(t0, t1)
                 times.append(w.arrival_s)
                 inp.append(w.input_tokens)
                 out.append(w.output_tokens)
+                self._prefixes(d, p, w, n_blocks, ids, sess)
             else:
                 a, b = np.searchsorted(p.arrival_s, [t0, t1], side="left")
                 times.append(p.arrival_s[a:b])
                 inp.append(p.input_tokens[a:b])
                 out.append(p.output_tokens[a:b])
+                self._prefixes(d, p, None, n_blocks, ids, sess, int(b - a))
         arrival = np.concatenate(times).astype(np.float64)
         # one deployment's arrivals are already in order: no sort, no copies
         order = np.argsort(arrival, kind="stable") if len(times) > 1 else None
@@ -294,12 +326,49 @@ class Simulation:
             joined: np.ndarray = np.concatenate(arrays).astype(dtype, copy=False)
             return joined if order is None else joined[order]
 
+        counts = np.concatenate(n_blocks).astype(np.int64)
+        flat_ids = np.concatenate(ids).astype(np.int64)
+        off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        if order is not None:  # the chains follow their requests' new order
+            counts, off = counts[order], off[order]
+            flat_ids = flat_ids[index_ranges(off, counts)]
+            off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        px = np.zeros((len(arrival), L.N_PX), np.int64)
+        px[:, L.PX_OFF], px[:, L.PX_N] = off, counts
+        px[:, L.PX_SESS] = pick(sess, np.int64)
         return {
             "arrival": arrival if order is None else arrival[order],
             "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
             "inp": pick(inp, np.int64),
             "out": pick(out, np.int64),
+            "rq_px": px, "blk_ids": flat_ids,
         }
+
+    def _prefixes(self, d: int, p: DeploymentPlan, w: Any, n_blocks: list[np.ndarray],
+                  ids: list[np.ndarray], sess: list[np.ndarray], n: int = 0) -> None:
+        """Append a window's chains of block ids and sessions for deployment ``d``.
+
+        Chains are kept only where the deployment caches prefixes.
+        """
+        n = len(w.arrival_s) if w is not None else n
+        chains = w is not None and getattr(w, "n_blocks", None) is not None and p.prefix_caching
+        if chains and n:
+            if int(w.block_tokens) != p.block_tokens:
+                raise ValueError(f"{p.name}: chains of {w.block_tokens}-token blocks, "
+                                 f"expected {p.block_tokens}")
+            self.has_prefixes[d] = True
+            n_blocks.append(np.asarray(w.n_blocks, np.int64))
+            ids.append(np.asarray(w.block_ids, np.int64))
+        else:
+            n_blocks.append(np.zeros(n, np.int64))
+            ids.append(np.zeros(0, np.int64))
+        s = getattr(w, "session", None) if w is not None else None
+        if s is None:
+            sess.append(np.full(n, -1, np.int64))
+        else:
+            s = np.asarray(s, np.int64)
+            keyed = np.where(s >= 0, s * len(self.plans) + d, -1)
+            sess.append(self.sessions.dense(keyed))
 
     def _load_window(self, t1: float) -> None:
         """Hand finished requests over, keep those in flight, append arrivals up to ``t1``.
@@ -325,8 +394,21 @@ class Simulation:
         def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
             return np.concatenate([old[kept], fresh]) if n_keep else fresh
 
+        # chains of block ids: the kept requests' first, then the new ones
+        kept_px = s.rq_px[kept]
+        gather = index_ranges(kept_px[:, L.PX_OFF], kept_px[:, L.PX_N])
+        s.blk_ids = np.concatenate([s.blk_ids[gather], new["blk_ids"]])
+        kept_px[:, L.PX_OFF] = np.cumsum(kept_px[:, L.PX_N]) - kept_px[:, L.PX_N]
+        new["rq_px"][:, L.PX_OFF] += len(gather)
+        s.rq_px = kept_px
+        if len(self.sessions) > len(s.sess_rep):
+            grown = np.full(max(len(self.sessions), 2 * len(s.sess_rep)), -1, np.int64)
+            grown[: len(s.sess_rep)] = s.sess_rep
+            s.sess_rep = grown
         for name in REQUEST_FIELDS:
-            if name in new:
+            if name == "rq_px":
+                s.rq_px = np.concatenate([kept_px, new["rq_px"]]) if n_keep else new["rq_px"]
+            elif name in new:
                 setattr(s, name, joined(getattr(s, name), new[name]))
             elif name in ("attempt_t", "start_t", "first_t", "finish_t"):
                 setattr(s, name, joined(getattr(s, name), nan.copy()))
@@ -371,7 +453,7 @@ class Simulation:
                 start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
                 status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
                 out=s.out[done], replica=s.replica[done], index=self._index[done],
-                n503=s.n503[done],
+                n503=s.n503[done], cached=s.rq_px[done, L.PX_CACHED],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -412,9 +494,53 @@ class Simulation:
             s.d_reps = wider
         s.d_reps[dep, n] = r
         s.d_i[dep, L.DI_NREPS] = n + 1
+        if s.scratch.shape[1] < s.d_reps.shape[1]:
+            s.scratch = np.zeros((2, s.d_reps.shape[1]), np.int64)
+        self._give_cache(r, dep)
         self.max_ready[dep] = max(self.max_ready[dep], n + 1)
         K.fill_and_reschedule(r, t, *s.args())
         return r
+
+    # -- prefix caches ------------------------------------------------------
+    def _give_cache(self, r: int, dep: int) -> None:
+        """An empty prefix cache for replica ``r`` (a stopped replica's region if one fits)."""
+        plan = self.plans[dep]
+        c = self.caches
+        if r >= len(c.pc_r):
+            grown = np.zeros((max(8, 2 * len(c.pc_r), r + 1), pc.N_PC), np.int64)
+            grown[: len(c.pc_r)] = c.pc_r
+            c.pc_r = grown
+        c.pc_r[r] = 0
+        if plan.prefix_caching:
+            # room for as many full blocks as the KV cache holds, plus one partial
+            # block per request it may run
+            slots = (plan.shape.kv_capacity_tokens // plan.block_tokens
+                     + plan.shape.max_concurrency + 16)
+            pool = self._cache_pool.get(slots)
+            if pool:
+                slot_off, tab_off, mask = pool.pop()
+                c.pc_r[r, pc.PC_SLOT_OFF], c.pc_r[r, pc.PC_SLOTS] = slot_off, slots
+                c.pc_r[r, pc.PC_TAB_OFF], c.pc_r[r, pc.PC_TAB_MASK] = tab_off, mask
+                pc.clear(r, *c.args())
+            else:
+                c.add_replica(r, slots)
+        s = self.state
+        s.pc_r, s.pc_key, s.pc_tok, s.pc_ref = c.pc_r, c.key, c.tok, c.ref
+        s.pc_prev, s.pc_next, s.pc_tab = c.prev, c.nxt, c.tab
+
+    def _drop_cache(self, r: int) -> None:
+        """Replica ``r`` stopped: its cache is lost, its region free for another."""
+        c = self.caches
+        if r < len(c.pc_r) and c.pc_r[r, pc.PC_SLOTS] > 0:
+            row = c.pc_r[r]
+            pc.clear(r, *c.args())
+            self._cache_pool.setdefault(int(row[pc.PC_SLOTS]), []).append(
+                (int(row[pc.PC_SLOT_OFF]), int(row[pc.PC_TAB_OFF]), int(row[pc.PC_TAB_MASK])))
+            row[pc.PC_SLOTS] = 0
+
+    def cached_tokens(self, dep: int) -> float:
+        """Prompt tokens of ``dep`` served from prefix caches so far (of ``tokens``' first)."""
+        return float(self.state.d_f[dep, L.DF_TOKENS_CACHED])
 
     def _unroute(self, r: int) -> None:
         """Take replica ``r`` out of its deployment's routing list."""
@@ -436,7 +562,10 @@ class Simulation:
         if s.r_i[r, L.RI_N] > 0:  # busy time counts while it is ready, as ready time does
             s.r_f[r, L.RF_BUSY] += self.env.now - s.r_f[r, L.RF_BUSY_SINCE]
         s.r_i[r, L.RI_DRAINING] = 1
-        return bool(s.r_i[r, L.RI_N] == 0)
+        empty = bool(s.r_i[r, L.RI_N] == 0)
+        if empty:
+            self._drop_cache(r)
+        return empty
 
     def crash_replica(self, r: int) -> int:
         """Lose replica ``r`` now; its in-flight requests reach the router again at once."""
@@ -463,10 +592,12 @@ class Simulation:
         s.r_i[r, L.RI_RUN_K] = 0
         s.r_f[r, L.RF_KV] = s.r_f[r, L.RF_CTX] = 0.0
         K.ih_update(s.ih_key, s.ih_item, s.ih_pos, self.n_replicas, r, _INF)
+        self._drop_cache(r)
         for q in sorted(lost):
             s.start_t[q] = s.first_t[q] = np.nan
             s.replica[q] = -1
             s.done[q] = s.gen[q] = 0  # sent again from scratch
+            s.rq_px[q, L.PX_PINNED] = s.rq_px[q, L.PX_HIT] = s.rq_px[q, L.PX_CACHED] = 0
             if s.counters[L.C_RETRY_SIZE] >= len(s.rt_t):
                 self._grow_retries()
             K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.link, s.resends, s.counters)
@@ -581,6 +712,7 @@ class Simulation:
                 float(s.d_i[d, L.DI_ARRIVALS]), float(s.d_i[d, L.DI_COMPLETIONS]),
                 self.queue_area(d, t), float(self.ready_area[d]), self.busy_time(d, t),
                 float(s.d_i[d, L.DI_503]), float(s.d_i[d, L.DI_429]),
+                float(s.d_f[d, L.DF_TOKENS_IN]), float(s.d_f[d, L.DF_TOKENS_CACHED]),
             )
             prev = self._last_snapshot.get(d, (0.0,) * len(now))
             delta = [a - b for a, b in zip(now, prev, strict=True)]
@@ -615,6 +747,7 @@ class Simulation:
                     queue_depth=delta[2] / span,
                     busy_fraction=delta[4] / delta[3] if delta[3] > 0 else 0.0,
                     http_503=round(delta[5]), http_429=round(delta[6]),
+                    prefix_cache_hit_rate=delta[8] / delta[7] if delta[7] > 0 else 0.0,
                     state=state, label=label,
                 )
             )
@@ -657,6 +790,10 @@ class Simulation:
                 s.uniforms = self.jitter_rng.random(_UNIFORM_BLOCK)
                 s.counters[L.C_UNIFORM] = 0
                 continue
+            if reason == L.STOP_NEED_ROUTER_UNIFORMS:
+                s.ru = self.router_rng.random(_UNIFORM_BLOCK)
+                s.counters[L.C_ROUTER_UNIFORM] = 0
+                continue
             if reason == L.STOP_RETRY_FULL:
                 self._grow_retries()
                 continue
@@ -667,6 +804,7 @@ class Simulation:
                     if reason == L.STOP_COLD:
                         self.control.on_cold(which)
                     else:
+                        self._drop_cache(which)
                         self.control.on_drained(which)
                 continue
             if window <= min(tc, stop):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import prefix_cache as pc
 from sim.engine.heaps import dh_pop, dh_push, ih_update
 from sim.engine.jit import njit
 from sim.engine.layout import (
@@ -59,7 +60,7 @@ from sim.engine.layout import (
     RI_RUN_P,
 )
 from sim.engine.price import decode_run, iter_time
-from sim.engine.service import enqueue, fill, finish, kv_held, kv_need, leave
+from sim.engine.service import enqueue, fill, finish, kv_held, kv_need, leave, prefilled
 
 INF = np.inf
 
@@ -86,7 +87,10 @@ def _new_blocks(r: int, d: int, k: int, inp: np.ndarray, out: np.ndarray, r_f: n
 def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
                     out: np.ndarray, start_t: np.ndarray, replica: np.ndarray,
                     done: np.ndarray, gen: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-                    r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray) -> None:
+                    r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Preempt ``r``'s newest request (latest admitted): free its blocks, queue it first."""
     off = r_i[r, RI_HEAP_OFF]
     n_dec = r_i[r, RI_HEAP_N]
@@ -139,7 +143,8 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
         r_i[r, RI_HEAP_N] = n
     done[victim] = 0
     replica[victim] = -1
-    leave(r, d, t, held, d_i, d_f, r_i, r_f)
+    leave(r, d, t, held, d_i, d_f, r_i, r_f, victim, rq_px, pf_tok, blk_ids, sess_rep, pc_r,
+          pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     d_i[d, DI_PREEMPTIONS] += 1
     enqueue(victim, d, t, True, link, d_i, d_f)
 
@@ -150,7 +155,10 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
              d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
              d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
              hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-             ih_pos: np.ndarray, n_rep_heap: int) -> None:
+             ih_pos: np.ndarray, n_rep_heap: int,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Start replica ``r``'s next iterations at ``t`` (or leave it idle)."""
     grow = d_i[d, DI_GROW] == 1
     if grow:
@@ -158,7 +166,8 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
         while r_i[r, RI_HEAP_N] > 0 and _new_blocks(r, d, 1, inp, out, r_f, r_i, hv, hr, d_i) > (
                 d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES]) // block:
             _preempt_newest(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f,
-                            r_i, r_f, hv, hr)
+                            r_i, r_f, hv, hr,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     b = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
     if b == 0 and head < 0:
@@ -198,6 +207,9 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
         end = t + iter_time(d, b, r_f[r, RF_CTX], p, pkv, d_M, d_C, d_f, d_PF)
     else:
         end = t + decode_run(d, b, r_f[r, RF_CTX], k, d_M, d_C, d_f, d_PF)
+    if grow:  # free cached blocks make room for the blocks decode takes
+        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
+               pc_next, pc_tab)
     r_i[r, RI_RUN_K] = k
     r_i[r, RI_RUN_P] = p
     r_f[r, RF_RUN_T0] = t
@@ -212,13 +224,17 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
           d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-          ih_pos: np.ndarray, n_rep_heap: int) -> None:
+          ih_pos: np.ndarray, n_rep_heap: int,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r`` has admitted work at ``t``: start an idle one, or end its run of
     decode iterations at the first boundary after ``t`` so the work joins the next one."""
     k = r_i[r, RI_RUN_K]
     if k == 0:
         schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-                 d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+                 d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
         return
     if k == 1 or r_i[r, RI_RUN_P] > 0:
         return
@@ -250,7 +266,10 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
           d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
           d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
           hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-          ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int) -> None:
+          ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r``'s scheduled iterations end at ``t``: hand out their tokens, go on."""
     k = r_i[r, RI_RUN_K]
     b = r_i[r, RI_HEAP_N]
@@ -265,7 +284,8 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         r_i[r, RI_HEAP_N] -= 1
         r_f[r, RF_CTX] -= inp[q] + out[q]
         finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-               d_i, d_f, r_i, r_f, counters)
+               d_i, d_f, r_i, r_f, counters,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     # the iteration's prefill chunks, in the order they were scheduled
     left = r_i[r, RI_RUN_P]
     while left > 0:
@@ -283,6 +303,8 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
         g = gen[q] + 1  # the iteration that completes the prefill produces a token
+        prefilled(q, r, d, gen[q] == 0, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok,
+                  pc_ref, pc_prev, pc_next, pc_tab)
         if gen[q] == 0:
             first_t[q] = t
             d_f[d, DF_TOKENS_IN] += inp[q]
@@ -292,8 +314,12 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
             r_f[r, RF_CTX] += inp[q] + g
         else:
             finish(q, r, d, t, kv_held(d, q, g, inp, out, d_i), finish_t, status, out,
-                   d_i, d_f, r_i, r_f, counters)
+                   d_i, d_f, r_i, r_f, counters,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     if r_i[r, RI_DRAINING] == 0:
-        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
+        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
     schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-             d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+             d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)

@@ -62,7 +62,7 @@ from sim.engine.layout import (
     RI_PF_TAIL,
 )
 from sim.engine.price import iter_time
-from sim.engine.service import fill, finish, kv_held
+from sim.engine.service import fill, finish, kv_held, prefilled
 
 INF = np.inf
 
@@ -86,9 +86,10 @@ def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def admitted(r: int, q: int, t: float, inp: np.ndarray, r_i: np.ndarray,
+def admitted(r: int, q: int, t: float, pf_tok: np.ndarray, r_i: np.ndarray,
              r_f: np.ndarray) -> None:
-    """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``).
+    """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``);
+    ``pf_tok[q]``: the prompt tokens its prefill computes (those not in the cache).
 
     On a busy replica its tokens count from the current iteration's end.
     """
@@ -100,11 +101,11 @@ def admitted(r: int, q: int, t: float, inp: np.ndarray, r_i: np.ndarray,
         if PHASE_EPS < phase < 1.0 - PHASE_EPS:
             wait = (1.0 - phase) / r_f[r, RF_RATE_D]
     if wait == 0.0:
-        r_f[r, RF_PF_PEND] += inp[q]
+        r_f[r, RF_PF_PEND] += pf_tok[q]
     else:
         if r_f[r, RF_PF_NEW] == 0.0:
             r_f[r, RF_PF_START] = t + wait
-        r_f[r, RF_PF_NEW] += inp[q]
+        r_f[r, RF_PF_NEW] += pf_tok[q]
 
 
 @njit(cache=True)
@@ -122,7 +123,10 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
           d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
           r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
           ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, counters: np.ndarray,
-          n_rep_heap: int) -> None:
+          n_rep_heap: int,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
     """A prefill or a decode finished on replica ``r`` at ``t`` (or a prefill may start)."""
     advance(r, t, r_i, r_f)
     slack = TIME_EPS * (t if t > 1.0 else 1.0)
@@ -136,18 +140,20 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         r_i[r, RI_HEAP_N] -= 1
         r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
         finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-               d_i, d_f, r_i, r_f, counters)
+               d_i, d_f, r_i, r_f, counters,
+               rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next,
+               pc_tab)
     # prefills that are done (FCFS: only the head progresses)
     while r_i[r, RI_PF_HEAD] >= 0 and r_f[r, RF_PF_LEFT] <= r_f[r, RF_RATE_P] * slack:
         q = r_i[r, RI_PF_HEAD]
         nxt = link[q]
         r_i[r, RI_PF_HEAD] = nxt
-        r_f[r, RF_PF_PEND] -= inp[q]
+        r_f[r, RF_PF_PEND] -= pf_tok[q]
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
             r_f[r, RF_PF_PEND] = r_f[r, RF_PF_NEW] = 0.0
         else:
-            r_f[r, RF_PF_LEFT] = inp[nxt]
+            r_f[r, RF_PF_LEFT] = pf_tok[nxt]
         # the first token comes at the end of the current iteration
         v = r_f[r, RF_VTIME]
         boundary = v
@@ -158,32 +164,43 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
                 boundary = math.floor(v) + 1.0
                 first_t[q] = t + (1.0 - phase) / r_f[r, RF_RATE_D]
         d_f[d, DF_TOKENS_IN] += inp[q]
+        prefilled(q, r, d, True, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref,
+                  pc_prev, pc_next, pc_tab)
         if out[q] > 1:
             dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N], boundary + (out[q] - 1), q)
             r_i[r, RI_HEAP_N] += 1
             r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
         else:
             finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-                   d_i, d_f, r_i, r_f, counters)
+                   d_i, d_f, r_i, r_f, counters,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
             finish_t[q] = first_t[q]
     if r_i[r, RI_DRAINING] == 0:
-        fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
+        fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
     reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,
-               n_rep_heap)
+               n_rep_heap,
+        pf_tok)
 
 
 @njit(cache=True)
 def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
               gen: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-              d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
+              d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
     """:func:`sim.engine.service.fill`, then :func:`admitted` for each admitted request."""
     tail = r_i[r, RI_PF_TAIL]
-    fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
+    fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
     if tail >= 0 and tail == r_i[r, RI_PF_TAIL]:
         return  # nothing admitted
     q = link[tail] if tail >= 0 else r_i[r, RI_PF_HEAD]
     while q >= 0:
-        admitted(r, q, t, inp, r_i, r_f)
+        admitted(r, q, t, pf_tok, r_i, r_f)
         q = link[q]
 
 
@@ -191,7 +208,8 @@ def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: 
 def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
                d_f: np.ndarray, inp: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
                hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-               n_rep_heap: int) -> None:
+               n_rep_heap: int,
+        pf_tok: np.ndarray) -> None:
     """Recompute replica ``r``'s rates and its next event's time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
@@ -208,7 +226,7 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         if r_f[r, RF_PF_X] > 0.0 and v < r_f[r, RF_PF_XV] - PHASE_EPS:
             x = r_f[r, RF_PF_X]  # the current iteration's prompt tokens
         else:
-            pending = r_f[r, RF_PF_PEND] - (inp[head] - r_f[r, RF_PF_LEFT])
+            pending = r_f[r, RF_PF_PEND] - (pf_tok[head] - r_f[r, RF_PF_LEFT])
             x = d_f[d, DF_CHUNK] - n_dec
             if pending < x:
                 x = pending
@@ -219,7 +237,7 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         # one pass: the decodes and x prompt tokens of the head, whose chunk
         # attends to the part of its prompt already computed
         p = int(x + 0.5)
-        cached = inp[head] - r_f[r, RF_PF_LEFT]
+        cached = inp[head] - r_f[r, RF_PF_LEFT]  # prefix-cache hits included
         period = iter_time(d, n_dec, r_f[r, RF_KV], p, p * cached, d_M, d_C, d_f, d_PF)
         r_f[r, RF_RATE_D] = 1.0 / period  # iterations (for the phase, also without decodes)
         r_f[r, RF_RATE_P] = x / period

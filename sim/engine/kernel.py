@@ -13,6 +13,10 @@ Routing, admission, the router queue and client retries are the same for
 both engines; what a replica does with the requests it admitted is either
 :mod:`sim.engine.fast` (processor sharing, a handful of events per request)
 or :mod:`sim.engine.exact` (every iteration, as vLLM v1 schedules them).
+The deployment's router (:mod:`sim.engine.routers`) picks the replica; each
+replica's prefix cache (:mod:`sim.engine.prefix_cache`) is consulted when a
+request is admitted (:func:`sim.engine.service.admit`), filled when a prompt's
+prefill ends and unpinned when a request leaves.
 
 Requests a real server refuses: when prompt + output exceed the model's
 context length, or one replica's whole KV cache, the request ends at once as
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import exact, fast
+from sim.engine import exact, fast, routers
 from sim.engine.heaps import ih_update, rt_pop, rt_push
 from sim.engine.jit import JIT, njit
 from sim.engine.layout import (
@@ -33,6 +37,7 @@ from sim.engine.layout import (
     C_OUTSTANDING,
     C_REPLICA_HEAP,
     C_RETRY_SIZE,
+    C_ROUTER_UNIFORM,
     C_UNIFORM,
     DF_LAST_ATTEMPT,
     DI_400,
@@ -48,6 +53,7 @@ from sim.engine.layout import (
     DI_NREPS,
     DI_Q_LEN,
     DI_QUEUE_COLD,
+    DI_ROUTER,
     ENGINE_EXACT,
     FAILED_503,
     REJECTED_400,
@@ -58,10 +64,12 @@ from sim.engine.layout import (
     STOP_COLD,
     STOP_DRAINED,
     STOP_LIMIT,
+    STOP_NEED_ROUTER_UNIFORMS,
     STOP_NEED_UNIFORMS,
     STOP_RETRY_FULL,
     KernelState,
 )
+from sim.engine.routers import route
 from sim.engine.service import admit, blocks_of, enqueue, fill, kv_need, pick
 
 __all__ = ["JIT", "KernelState", "fill_and_reschedule", "ih_update", "retry_now", "run_until"]
@@ -79,11 +87,15 @@ def run_until(
     attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray, finish_t: np.ndarray,
     status: np.ndarray, attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
     replica: np.ndarray, link: np.ndarray, done: np.ndarray, gen: np.ndarray,
+    rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
     d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
     d_reps: np.ndarray,
     r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
     ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
     rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
+    pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+    pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray,
+    scratch: np.ndarray, ru: np.ndarray,
     uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray,
 ) -> tuple[int, float]:
     """Process request events with time < ``t_limit``; return (reason, time reached)."""
@@ -116,11 +128,14 @@ def run_until(
             if is_exact:
                 exact.event(r, d, t, link, inp, out, gen, done, start_t, first_t,
                             finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, r_i,
-                            r_f, hv, hr, ih_key, ih_item, ih_pos, counters, n_rep_heap)
+                            r_f, hv, hr, ih_key, ih_item, ih_pos, counters, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
             else:
                 fast.event(r, d, t, link, inp, out, gen, start_t, first_t, finish_t, status,
                            replica, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
-                           ih_item, ih_pos, counters, n_rep_heap)
+                           ih_item, ih_pos, counters, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
             if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
                 counters[C_LAST] = r
                 return STOP_DRAINED, t
@@ -132,6 +147,8 @@ def run_until(
             return STOP_RETRY_FULL, t
         if client[3] > 0.0 and counters[C_UNIFORM] >= uniforms.shape[0]:
             return STOP_NEED_UNIFORMS, t
+        if counters[C_ROUTER_UNIFORM] >= ru.shape[0]:
+            return STOP_NEED_ROUTER_UNIFORMS, t
         resend = False
         if kind == 1:
             q = rt_pop(rt_t, rt_seq, rt_req, counters)
@@ -168,19 +185,29 @@ def run_until(
             continue
         if d_i[d, DI_Q_LEN] == 0 and not cold:
             need = kv_need(d, q, inp, out, gen, d_i)
-            best = pick(d, need, d_i, d_reps, r_i)
+            if d_i[d, DI_ROUTER] == routers.LEAST_LOADED:
+                best = pick(d, need, d_i, d_reps, r_i)
+            else:
+                best = route(q, d, need, rq_px, blk_ids, d_i, d_f, d_reps, r_i, pc_r, pc_key,
+                             pc_tab, sess_rep, scratch, ru, counters)
             if best >= 0:
                 if is_exact:
-                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f)
+                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
                     exact.touch(best, d, t, link, inp, out, start_t, replica, done, gen, d_i,
                                 d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
-                                ih_pos, n_rep_heap)
+                                ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
                 else:
                     fast.advance(best, t, r_i, r_f)
-                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f)
-                    fast.admitted(best, q, t, inp, r_i, r_f)
+                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
+                    fast.admitted(best, q, t, pf_tok, r_i, r_f)
                     fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv,
-                                    ih_key, ih_item, ih_pos, n_rep_heap)
+                                    ih_key, ih_item, ih_pos, n_rep_heap,
+        pf_tok)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
             d_i[d, DI_429] += 1
@@ -211,25 +238,35 @@ def fill_and_reschedule(r: int, t: float,
                         attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
                         replica: np.ndarray,
                         link: np.ndarray, done: np.ndarray, gen: np.ndarray,
+                        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
                         d_PF: np.ndarray, d_reps: np.ndarray,
                         r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
                         ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
                         rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
-                        uniforms: np.ndarray, client: np.ndarray,
+                        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray,
+                        pc_ref: np.ndarray, pc_prev: np.ndarray, pc_next: np.ndarray,
+                        pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray,
+                        ru: np.ndarray, uniforms: np.ndarray, client: np.ndarray,
                         counters: np.ndarray) -> None:
     """A replica has just become ready at ``t``: take queued requests, schedule."""
     d = r_i[r, RI_DEP]
     n_rep_heap = counters[C_REPLICA_HEAP]
     if counters[C_ENGINE] == ENGINE_EXACT:
-        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
+        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
         exact.schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M,
-                       d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap)
+                       d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     else:
         fast.advance(r, t, r_i, r_f)
-        fast.fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f)
+        fast.fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)
         fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item,
-                        ih_pos, n_rep_heap)
+                        ih_pos, n_rep_heap,
+        pf_tok)
 
 
 @njit(cache=True)

@@ -22,27 +22,35 @@ ENGINES = ("fast", "exact")
 
 # Why run_until returned.
 STOP_LIMIT, STOP_COLD, STOP_NEED_UNIFORMS, STOP_RETRY_FULL, STOP_DRAINED = 0, 1, 2, 3, 4
+STOP_NEED_ROUTER_UNIFORMS = 5
 
 # Counters in KernelState.counters.
 (C_NEXT_ARRIVAL, C_OUTSTANDING, C_RETRY_SIZE, C_RETRY_SEQ, C_UNIFORM, C_REPLICA_HEAP,
- C_LAST, C_ENGINE) = range(8)
-N_COUNTERS = 8
+ C_LAST, C_ENGINE, C_ROUTER_UNIFORM) = range(9)
+N_COUNTERS = 9
 
 # Integer fields of a deployment: columns of KernelState.d_i.
 (DI_MAXC, DI_KVCAP, DI_MAX_QUEUE, DI_QUEUE_COLD, DI_NOTIFY_COLD, DI_Q_HEAD, DI_Q_TAIL,
  DI_Q_LEN, DI_503, DI_429, DI_ARRIVALS, DI_ATTEMPTS, DI_COMPLETIONS, DI_NREPS, DI_SERVING,
- DI_400, DI_RESENDS, DI_PREEMPTIONS, DI_MNBT, DI_BLOCK, DI_GROW, DI_CONTEXT) = range(22)
-N_DI = 22
+ DI_400, DI_RESENDS, DI_PREEMPTIONS, DI_MNBT, DI_BLOCK, DI_GROW, DI_CONTEXT,
+ DI_ROUTER, DI_PREFIX, DI_HASH_BLOCK, DI_RR) = range(26)
+N_DI = 26
 # Float fields of a deployment: columns of KernelState.d_f.  Token sums are
 # floats: an int64 sum of schema-valid token counts could overflow, a float64
 # one only loses integer exactness beyond 2**53 tokens.
 (DF_CHUNK, DF_M1, DF_C1, DF_Q_AREA, DF_Q_T, DF_SERV_AREA, DF_SERV_T, DF_LAST_ATTEMPT,
  DF_TOKENS_IN, DF_TOKENS_OUT, DF_ATTN, DF_FLOPS, DF_KEEP, DF_OVERHEAD, DF_M1R, DF_C1R, DF_LIN,
- DF_MODE) = range(18)
-N_DF = 18
+ DF_MODE, DF_TOKENS_CACHED, DF_BAL_ABS, DF_BAL_REL) = range(21)
+N_DF = 21
 # Rows of KernelState.d_PF: Shape.iteration_terms' tables (see there).
 T_W, T_WI, T_G, T_CM, T_PT, T_CR, T_MR, T_CRAW = range(8)
 TABLE_ROWS = ("W", "Wi", "G", "CM", "PT", "CR", "Mr", "Cr")
+# Prefix fields of a request: columns of KernelState.rq_px.  Its chain of block ids
+# is blk_ids[off : off + n]; `sess` its dense session (−1: none); it pins its first
+# `pinned` blocks in its replica's cache; `hit` prompt tokens were cached when it was
+# last admitted; `cached` is what its first prefill counted as cached.
+PX_OFF, PX_N, PX_SESS, PX_PINNED, PX_HIT, PX_CACHED = range(6)
+N_PX = 6
 # Integer fields of a replica: columns of KernelState.r_i.
 (RI_DEP, RI_N, RI_KV_RES, RI_PF_HEAD, RI_PF_TAIL, RI_HEAP_OFF, RI_HEAP_N, RI_DRAINING,
  RI_RUN_K, RI_RUN_P) = range(10)
@@ -79,6 +87,9 @@ class KernelState:
     link: np.ndarray  # i8 next request in the FIFO (prefill queue or router queue) it is in
     done: np.ndarray  # i8 exact engine: tokens of its prefill computed (prompt, then resumed)
     gen: np.ndarray  # i8 exact engine: output tokens produced before a preemption
+    rq_px: np.ndarray  # (n, N_PX) i8 prefix-cache fields, see PX_*
+    pf_tok: np.ndarray  # i8 fast engine: prompt tokens its prefill computes (the uncached)
+    blk_ids: np.ndarray  # i8 block ids of every request's chain
     # deployments (d)
     d_i: np.ndarray  # (d, N_DI) i8, see DI_*
     d_f: np.ndarray  # (d, N_DF) f8, see DF_*
@@ -99,6 +110,17 @@ class KernelState:
     rt_t: np.ndarray
     rt_seq: np.ndarray
     rt_req: np.ndarray
+    # prefix caches (sim.engine.prefix_cache) and routing (sim.engine.routers)
+    pc_r: np.ndarray
+    pc_key: np.ndarray
+    pc_tok: np.ndarray
+    pc_ref: np.ndarray
+    pc_prev: np.ndarray
+    pc_next: np.ndarray
+    pc_tab: np.ndarray
+    sess_rep: np.ndarray  # i8 replica of each (dense) session's last request, −1: none
+    scratch: np.ndarray  # (2, width of d_reps) i8: a router's admit and hit columns
+    ru: np.ndarray  # pre-drawn U(0,1) for the random router
     # client policy and jitter
     uniforms: np.ndarray  # pre-drawn U(0,1) for full jitter
     client: np.ndarray  # f8 [max_retries, backoff_base, backoff_max, jitter(0/1)]
@@ -110,4 +132,4 @@ class KernelState:
 
 STATE_FIELDS = tuple(f.name for f in fields(KernelState))
 # Per-request arrays: the rows a window of arrivals appends and drops.
-REQUEST_FIELDS = STATE_FIELDS[: STATE_FIELDS.index("gen") + 1]
+REQUEST_FIELDS = STATE_FIELDS[: STATE_FIELDS.index("pf_tok") + 1]

@@ -6,17 +6,21 @@ the replica holds fewer than ``max_concurrency`` requests and the request's
 KV fits (:func:`kv_need`); an idle replica always admits one.  The router
 sends a new request to :func:`pick`'s replica, or queues it.
 
-Extension points: :func:`pick` is the routing decision (least loaded, ties:
-oldest); a request's ``done`` (prompt tokens already computed when its
-prefill starts: 0 today) and the fast engine's ``RF_PF_LEFT`` (prompt tokens
-left to prefill, set in :func:`admit`) are where a prefix cache would cut a
-request's prefill work.
+:func:`pick` is the least-loaded router (ties: oldest); the others are in
+:mod:`sim.engine.routers`.  With prefix caching, :func:`admit` pins the
+longest cached prefix of the prompt (:mod:`sim.engine.prefix_cache`): the
+exact engine starts the prefill at ``done`` = the cached tokens, the fast
+engine prefills ``pf_tok`` = the uncached tokens (each iteration's attention
+to the cached ones priced by ``iteration_time``); :func:`prefilled` caches the
+prompt's blocks,
+:func:`leave` unpins them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import prefix_cache as pc
 from sim.engine.jit import njit
 from sim.engine.layout import (
     C_OUTSTANDING,
@@ -24,18 +28,27 @@ from sim.engine.layout import (
     DF_Q_T,
     DF_SERV_AREA,
     DF_SERV_T,
+    DF_TOKENS_CACHED,
     DF_TOKENS_OUT,
     DI_BLOCK,
     DI_COMPLETIONS,
     DI_GROW,
+    DI_HASH_BLOCK,
     DI_KVCAP,
     DI_MAXC,
     DI_NREPS,
+    DI_PREFIX,
     DI_Q_HEAD,
     DI_Q_LEN,
     DI_Q_TAIL,
     DI_SERVING,
     OK,
+    PX_CACHED,
+    PX_HIT,
+    PX_N,
+    PX_OFF,
+    PX_PINNED,
+    PX_SESS,
     RF_BUSY,
     RF_BUSY_SINCE,
     RF_CTX,
@@ -110,29 +123,77 @@ def serving(d: int, t: float, delta: int, d_i: np.ndarray, d_f: np.ndarray) -> N
 @njit(cache=True)
 def admit(q: int, r: int, t: float, need: int, link: np.ndarray, inp: np.ndarray,
           start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-          r_i: np.ndarray, r_f: np.ndarray) -> None:
+          r_i: np.ndarray, r_f: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
+        done: np.ndarray) -> None:
     """Start serving request ``q`` on replica ``r``: it joins the prefill list's tail."""
     if r_i[r, RI_N] == 0:
         r_f[r, RF_BUSY_SINCE] = t
     r_i[r, RI_N] += 1
     r_i[r, RI_KV_RES] += need
-    serving(r_i[r, RI_DEP], t, 1, d_i, d_f)
+    d = r_i[r, RI_DEP]
+    serving(d, t, 1, d_i, d_f)
     if start_t[q] != start_t[q]:  # NaN: first admission (a preempted one keeps its start)
         start_t[q] = t
     replica[q] = r
     link[q] = -1
+    # the prefix cache: pin the longest cached prefix, whose prefill is skipped
+    if rq_px[q, PX_SESS] >= 0:
+        sess_rep[rq_px[q, PX_SESS]] = r
+    rq_px[q, PX_PINNED] = 0
+    rq_px[q, PX_HIT] = 0
+    h = 0
+    if rq_px[q, PX_N] > 0 and d_i[d, DI_PREFIX] == 1:
+        off = rq_px[q, PX_OFF]
+        k = pc.match(r, blk_ids, off, rq_px[q, PX_N], pc_r, pc_key, pc_tab)
+        pc.acquire(r, blk_ids, off, k, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        rq_px[q, PX_PINNED] = k
+        h = pc.hit_tokens(k, inp[q], d_i[d, DI_HASH_BLOCK])
+        rq_px[q, PX_HIT] = h
+        # free cached blocks make room for what running requests hold
+        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
+               pc_next, pc_tab)
+    done[q] = h  # exact engine: the cached tokens count as computed
+    pf_tok[q] = inp[q] - h  # fast engine: the tokens its prefill computes (after the cached)
     if r_i[r, RI_PF_TAIL] >= 0:
         link[r_i[r, RI_PF_TAIL]] = q
     else:
         r_i[r, RI_PF_HEAD] = q
-        r_f[r, RF_PF_LEFT] = inp[q]
+        r_f[r, RF_PF_LEFT] = pf_tok[q]
     r_i[r, RI_PF_TAIL] = q
 
 
 @njit(cache=True)
+def prefilled(q: int, r: int, d: int, first: bool, inp: np.ndarray, d_i: np.ndarray,
+              d_f: np.ndarray, rq_px: np.ndarray, blk_ids: np.ndarray, pc_r: np.ndarray,
+              pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+              pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+    """``q``'s prompt is computed on ``r``: its blocks enter the cache (pinned by it).
+    ``first``: its first prefill (a recomputed one is not counted again)."""
+    if rq_px[q, PX_N] == 0 or d_i[d, DI_PREFIX] == 0:
+        return
+    if first:
+        rq_px[q, PX_CACHED] = rq_px[q, PX_HIT]
+        d_f[d, DF_TOKENS_CACHED] += rq_px[q, PX_HIT]
+    rq_px[q, PX_PINNED] = pc.insert(
+        r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_N], rq_px[q, PX_PINNED], inp[q],
+        d_i[d, DI_HASH_BLOCK], pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+
+
+@njit(cache=True)
 def leave(r: int, d: int, t: float, held: int, d_i: np.ndarray, d_f: np.ndarray,
-          r_i: np.ndarray, r_f: np.ndarray) -> None:
-    """A request leaves replica ``r`` (finished or preempted), freeing ``held`` KV tokens."""
+          r_i: np.ndarray, r_f: np.ndarray,
+        q: int, rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+    """Request ``q`` leaves replica ``r`` (finished or preempted), freeing ``held`` KV
+    tokens and its pins in the prefix cache."""
+    if rq_px[q, PX_PINNED] > 0:
+        pc.release(r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_PINNED], pc_r, pc_key, pc_tok,
+                   pc_ref, pc_prev, pc_next, pc_tab)
+        rq_px[q, PX_PINNED] = 0
     r_i[r, RI_N] -= 1
     r_i[r, RI_KV_RES] -= held
     if r_i[r, RI_N] == 0:
@@ -146,11 +207,15 @@ def leave(r: int, d: int, t: float, held: int, d_i: np.ndarray, d_f: np.ndarray,
 @njit(cache=True)
 def finish(q: int, r: int, d: int, t: float, held: int, finish_t: np.ndarray,
            status: np.ndarray, out: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-           r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray) -> None:
+           r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
     """Request ``q`` has produced its last token on ``r`` at ``t``."""
     finish_t[q] = t
     status[q] = OK
-    leave(r, d, t, held, d_i, d_f, r_i, r_f)
+    leave(r, d, t, held, d_i, d_f, r_i, r_f,
+        q, rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
     d_i[d, DI_COMPLETIONS] += 1
     d_f[d, DF_TOKENS_OUT] += out[q]
     counters[C_OUTSTANDING] -= 1
@@ -180,7 +245,11 @@ def enqueue(q: int, d: int, t: float, front: bool, link: np.ndarray, d_i: np.nda
 @njit(cache=True)
 def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
          gen: np.ndarray, start_t: np.ndarray, replica: np.ndarray,
-         d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
+         d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
+        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
+        done: np.ndarray) -> None:
     """Admit queued requests of deployment ``d`` while replica ``r`` has room (FCFS)."""
     if d_i[d, DI_Q_LEN] == 0:
         return
@@ -199,4 +268,6 @@ def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.nd
         if nxt < 0:
             d_i[d, DI_Q_TAIL] = -1
         d_i[d, DI_Q_LEN] -= 1
-        admit(q, r, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f)
+        admit(q, r, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
+        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
+        done)

@@ -116,6 +116,9 @@ KPIS: tuple[KPI, ...] = (
     KPI("utilization", "utilization (capacity used)", "Σ output tokens of `ok` requests / "
         "(∫ ready replicas dt × a replica's saturation throughput at the run's mean request "
         "sizes); between 0 and 1", "fraction", "fraction", CAPACITY),
+    KPI("prefix_cache_hit_rate", "prefix cache hit rate", "Σ prompt tokens served from a "
+        "replica's prefix cache / Σ prompt tokens prefilled (0 without prefix information or "
+        "with `prefix_caching: false`)", "fraction", "fraction", CAPACITY, "higher"),
     KPI("busy_fraction", "busy fraction", "∫ replicas with ≥ 1 request in service dt / ∫ "
         "ready replicas dt", "fraction", "fraction", CAPACITY),
     # -- cost ------------------------------------------------------------------
@@ -130,9 +133,10 @@ KPIS: tuple[KPI, ...] = (
     KPI("reserved_cost_usd", "of which reserved", "the reservations, used or not",
         "USD", "usd", COST, total_only=True),
     KPI("serverless_cost_usd", "serverless price of the same tokens", "Σ over every request "
-        "of (input·(1−h)·p_in + input·h·p_cached + output·p_out) / 10⁶, `h` = "
-        "`billing.prefix_cache_hit_rate`; `null` when the model has no published serverless "
-        "price and the scenario gives none", "USD", "usd", COST),
+        "of (input·(1−h)·p_in + input·h·p_cached + output·p_out) / 10⁶, `h` = the simulated "
+        "`prefix_cache_hit_rate` when the traffic carries prefix information and "
+        "`prefix_caching` is on, else `billing.prefix_cache_hit_rate`; `null` when the model "
+        "has no published serverless price and the scenario gives none", "USD", "usd", COST),
     KPI("cost_per_million_tokens_usd", "cost per 1M tokens", "`cost_usd` / (Σ input + output "
         "tokens of `ok` requests) × 10⁶", "USD", "usd", COST, "lower"),
 )

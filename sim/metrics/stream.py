@@ -116,6 +116,7 @@ class Finished:
     replica: NDArray[np.int64]
     index: NDArray[np.int64]  # position in the run's arrival order
     n503: NDArray[np.int64]  # attempts answered 503
+    cached: NDArray[np.int64]  # prompt tokens served from the prefix cache
 
     def __len__(self) -> int:
         return int(self.dep.shape[0])

@@ -56,6 +56,9 @@ class Measured:
     final_label: str
     #: output tokens/s one replica sustains at saturation for (input, output) sizes
     saturation: Callable[[float, float], float]
+    prefill_tokens: float = 0.0  # prompt tokens prefilled
+    cached_tokens: float = 0.0  # of which served from a prefix cache
+    simulated_hits: bool = False  # the traffic carried prefix information, caching on
 
 
 def _pct(values: np.ndarray, q: float) -> float | None:
@@ -134,6 +137,12 @@ def _used(tokens: float, capacity: float) -> float:
     return min(1.0, tokens / capacity) if capacity > 0 else 0.0
 
 
+def _hit_rate(measured: Sequence[Measured]) -> float:
+    """Prompt tokens served from prefix caches / prompt tokens prefilled (0: none)."""
+    prefilled = sum(m.prefill_tokens for m in measured)
+    return sum(m.cached_tokens for m in measured) / prefilled if prefilled > 0 else 0.0
+
+
 def summarize(
     *,
     name: str,
@@ -180,7 +189,8 @@ def summarize(
             cost_usd=cost,
             serverless_cost_usd=price_tokens(
                 billing_spec, m.model, float(stats[d].input_tokens),
-                float(stats[d].output_tokens)),
+                float(stats[d].output_tokens), _hit_rate([m]) if m.simulated_hits else None),
+            prefix_cache_hit_rate=_hit_rate([m]),
             cost_per_million_tokens_usd=cost / tokens * 1e6 if tokens else None,
             cold_starts=m.cold_starts,
             mean_ready_replicas=m.ready_area / end_s if end_s > 0 else 0.0,
@@ -217,6 +227,7 @@ def summarize(
     total["cost_per_million_tokens_usd"] = total["cost_usd"] / tokens * 1e6 if tokens else None
     cap_total = sum(capacity)
     total["utilization"] = _used(all_stats.ok_output_tokens, cap_total)
+    total["prefix_cache_hit_rate"] = _hit_rate(measured)
     ready_total = sum(m.ready_area for m in measured)
     total["busy_fraction"] = (sum(m.busy_s for m in measured) / ready_total
                               if ready_total > 0 else 0.0)

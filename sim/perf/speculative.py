@@ -23,7 +23,7 @@ class SpeculativeSpec(Spec):
     acceptance_rate: float = Field(ge=0.0, le=1.0)
     # Cost of one draft token as a fraction of a target decode step; None = the
     # default (PerfParams.draft_cost_ratio for a draft model, 0 for n-gram lookup).
-    draft_cost: float | None = Field(None, ge=0.0)
+    draft_cost: float | None = Field(None, ge=0.0, le=10)
 
     @property
     def expected_tokens_per_step(self) -> float:

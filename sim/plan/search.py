@@ -48,8 +48,8 @@ CONFIDENCE = 0.95
 
 
 def p99_ttft(kpis: Mapping[str, Any]) -> float | None:
-    """The p99 TTFT a candidate is judged on: the user's view when the summary has it."""
-    value = kpis.get("user_ttft_p99_s", kpis.get("ttft_p99_s"))
+    """The p99 TTFT a candidate is judged on: the user's view (from the first attempt)."""
+    value = kpis.get("user_ttft_p99_s")
     return None if value is None else float(value)
 
 

@@ -36,6 +36,9 @@ def eval_doc(result: Result, loaded: LoadedScenario, name: str) -> dict[str, Any
     ok = reqs[(reqs["deployment"] == name) & (reqs["status"] == "ok")]
     served_in = float(ok["input_tokens"].sum())
     served_out = float(ok["output_tokens"].sum())
+    cached = float(ok["cached_tokens"].sum()) if "cached_tokens" in ok else 0.0
+    # simulated prefix-cache hits price cached input; without any, the fixed rate
+    hit_rate = cached / served_in if cached > 0 and served_in > 0 else None
     dep = next(d for d in loaded.spec.deployments if d.name == name)
     return {
         "kpis": result.summary["deployments"][name],
@@ -43,7 +46,8 @@ def eval_doc(result: Result, loaded: LoadedScenario, name: str) -> dict[str, Any
         "duration_s": loaded.spec.duration,
         "served_input_tokens": served_in,
         "served_output_tokens": served_out,
-        "serverless_usd": price_tokens(loaded.spec.billing, dep.model, served_in, served_out),
+        "serverless_usd": price_tokens(loaded.spec.billing, dep.model, served_in, served_out,
+                                       hit_rate),
         "cut_off": drain_cut(result.summary["simulated_s"], loaded.spec.duration),
     }
 

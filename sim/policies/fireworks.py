@@ -57,10 +57,11 @@ class LoadTargets(Spec):
     default: float | None = Field(
         0.8, gt=0, le=1,
         description="fraction of a replica's saturation throughput at the observed sizes")
-    tokens_generated_per_second: float | None = Field(None, gt=0, description="per replica")
-    prompt_tokens_per_second: float | None = Field(None, gt=0, description="per replica")
-    requests_per_second: float | None = Field(None, gt=0, description="per replica")
-    concurrent_requests: float | None = Field(None, gt=0, description="per replica")
+    tokens_generated_per_second: float | None = Field(None, gt=0, le=1e12,
+                                                      description="per replica")
+    prompt_tokens_per_second: float | None = Field(None, gt=0, le=1e12, description="per replica")
+    requests_per_second: float | None = Field(None, gt=0, le=1e12, description="per replica")
+    concurrent_requests: float | None = Field(None, gt=0, le=1e12, description="per replica")
 
 
 class ScalingSchedule(Spec):

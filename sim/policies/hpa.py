@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field
 
 from sim import limits as L
 from sim.policies.registry import Observation, Policy, capacity_load, clamp, register
@@ -51,7 +51,7 @@ class ScalingPolicy(Spec):
     """One rate limit: change by ``value`` pods or percent per ``period``."""
 
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=100_000)
     period: Duration = Field(ge=L.MIN_PERIOD_S, le=1800, description="periodSeconds, 1s to 30m")
 
 
@@ -243,7 +243,7 @@ def _default_metrics() -> dict[Metric, float]:
 class Hpa(Policy):
     class Params(Spec):
         policy: Literal["hpa"] = "hpa"
-        metrics: dict[Metric, PositiveFloat] = Field(
+        metrics: dict[Metric, Annotated[float, Field(gt=0, le=1e12)]] = Field(
             default_factory=_default_metrics, min_length=1,
             description="target average value per replica for each metric; the max over metrics",
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field
 
 from sim import limits as L
 from sim.policies.hpa import (
@@ -40,9 +40,9 @@ from sim.units import Duration
 
 class Trigger(Spec):
     metric: Metric = Field(description="the deployment-wide value KEDA reads")
-    threshold: PositiveFloat = Field(description="target value per replica (AverageValue)")
+    threshold: float = Field(gt=0, le=1e12, description="target value per replica (AverageValue)")
     activation_threshold: float = Field(
-        0.0, ge=0, description="active when the value is above this (strictly)"
+        0.0, ge=0, le=1e12, description="active when the value is above this (strictly)"
     )
 
 

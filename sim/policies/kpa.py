@@ -122,19 +122,21 @@ class Kpa(Policy):
             description="hard limit per replica (none: the load is read in "
                         "replica capacities); 0 = unlimited")
         target: float | None = Field(
-            None, gt=0, description="autoscaling.knative.dev/target: per-replica concurrency")
+            None, gt=0, le=1e12,
+            description="autoscaling.knative.dev/target: per-replica concurrency")
         target_utilization: float = Field(
             0.7, gt=0, le=1, description="container-concurrency-target-percentage / 100")
         container_concurrency_target_default: float = Field(
-            100.0, gt=0, description="the total when container_concurrency is 0")
+            100.0, gt=0, le=1e6, description="the total when container_concurrency is 0")
         stable_window: Duration = Field(60.0, validate_default=False, ge=6, le=3600,
                                         description="6s to 1h")
         panic_window_percentage: float = Field(
             10.0, ge=1, le=100, description="panic window as % of the stable window")
         panic_threshold_percentage: float = Field(
             200.0, ge=110, le=1000, description="panic when panic pods / ready ≥ this %")
-        max_scale_up_rate: float = Field(1000.0, gt=1, description="at most ceil(rate × ready)")
-        max_scale_down_rate: float = Field(2.0, gt=1,
+        max_scale_up_rate: float = Field(1000.0, gt=1, le=1e6,
+                                         description="at most ceil(rate × ready)")
+        max_scale_down_rate: float = Field(2.0, gt=1, le=1e6,
                                            description="at least floor(ready / rate)")
         scale_to_zero_grace_period: Duration = Field(
             30.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
@@ -148,7 +150,7 @@ class Kpa(Policy):
         enable_scale_to_zero: bool = Field(True, description="else never below 1")
         initial_scale: int = Field(1, ge=0, le=L.MAX_REPLICAS, description="replicas at creation")
         target_burst_capacity: float = Field(
-            200.0, ge=-1, description="for the excess burst capacity (reported only)")
+            200.0, ge=-1, le=1e6, description="for the excess burst capacity (reported only)")
         tick_interval: Duration = Field(2.0, validate_default=False,
                                         ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                         description="how often the autoscaler decides")

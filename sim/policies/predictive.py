@@ -47,7 +47,8 @@ class Predictive(Policy):
             "concurrent_requests",
             description="the load forecast; a rate (requests, tokens) is offered load, "
                         "concurrency also grows when capacity is short")
-        target: float | None = Field(None, gt=0, description="per replica, in metric units")
+        target: float | None = Field(None, gt=0, le=1e12,
+                                     description="per replica, in metric units")
         target_utilization: float = Field(0.8, gt=0, le=1,
                                           description="for concurrent_requests without target")
         season: Duration = Field(86400.0, validate_default=False, gt=0, le=L.MAX_WINDOW_S,

@@ -84,13 +84,14 @@ class DelayCounter:
 class RayServe(Policy):
     class Params(Spec):
         policy: Literal["ray_serve"] = "ray_serve"
-        target_ongoing_requests: float = Field(2.0, gt=0, description="per replica")
+        target_ongoing_requests: float = Field(2.0, gt=0, le=1e6, description="per replica")
         look_back_period: Duration = Field(30.0, validate_default=False,
                                            ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                            description="ongoing requests averaged over this")
-        smoothing_factor: float = Field(1.0, gt=0, description="the part of the gap moved")
-        upscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
-        downscaling_factor: float | None = Field(None, gt=0, description="default: smoothing")
+        smoothing_factor: float = Field(1.0, gt=0, le=100, description="the part of the gap moved")
+        upscaling_factor: float | None = Field(None, gt=0, le=100, description="default: smoothing")
+        downscaling_factor: float | None = Field(None, gt=0, le=100,
+                                                 description="default: smoothing")
         upscale_delay: Duration = Field(30.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                         description="consecutive ticks wanting more")
         downscale_delay: Duration = Field(600.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
@@ -101,7 +102,7 @@ class RayServe(Policy):
         initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,
                                              description="default: min_replicas")
         sync_period: Duration = Field(
-            1.0, validate_default=False, ge=0.1,
+            1.0, validate_default=False, ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
             description="capsim's evaluation period; Ray's loop ticks every 0.1 s")
 
     def __init__(self, params: Spec):

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field
 
 from sim import limits as L
 from sim.policies.hpa import Metric, per_replica_total
@@ -80,7 +80,7 @@ class TargetTracking(Policy):
     class Params(Spec):
         policy: Literal["target_tracking"] = "target_tracking"
         metric: Metric = Field("utilization", description="tracked per in-service instance")
-        target_value: PositiveFloat = Field(
+        target_value: Annotated[float, Field(gt=0, le=1e12)] = Field(
             0.7, description="per instance (AWS has no default; capsim's: 70 % utilization)")
         scale_out_cooldown: Duration = Field(300.0, validate_default=False, ge=0, le=L.MAX_WINDOW_S,
                                              description="ScaleOutCooldown")
@@ -89,8 +89,8 @@ class TargetTracking(Policy):
         disable_scale_in: bool = Field(False, description="DisableScaleIn")
         period: Duration = Field(60.0, validate_default=False, ge=L.MIN_PERIOD_S, le=L.MAX_WINDOW_S,
                                  description="one datapoint per period")
-        scale_out_datapoints: int = Field(3, ge=1, description="AlarmHigh: N of N above")
-        scale_in_datapoints: int = Field(15, ge=1, description="AlarmLow: N of N below")
+        scale_out_datapoints: int = Field(3, ge=1, le=10_000, description="AlarmHigh: N of N above")
+        scale_in_datapoints: int = Field(15, ge=1, le=10_000, description="AlarmLow: N of N below")
         scale_in_ratio: float = Field(0.9, gt=0, le=1,
                                       description="scale-in alarm below this × target")
         initial_replicas: int | None = Field(None, ge=0, le=L.MAX_REPLICAS,

@@ -183,9 +183,13 @@ def render_report(result: Result, plots: Sequence[Plot] | None = None) -> str:
         plots = report_plots(result)
     s = result.summary
     name = str(s.get("name", "run"))
-    meta = (f"seed {_e(s.get('seed'))} · {_e(format_value(s.get('simulated_s'), 'seconds'))} "
-            f"simulated in {_e(format_value(s.get('wall_s'), 'seconds'))} · "
-            f"capsim {_e(s.get('capsim_version'))}")
+    def unbroken(text: str) -> str:  # a number stays on the line of its unit
+        return _e(text).replace(" ", "&nbsp;")
+
+    meta = (f"seed&nbsp;{_e(s.get('seed'))} · "
+            f"{unbroken(format_value(s.get('simulated_s'), 'seconds'))} "
+            f"simulated in {unbroken(format_value(s.get('wall_s'), 'seconds'))} · "
+            f"capsim&nbsp;{_e(s.get('capsim_version'))}")
     sections = [
         ("findings", "Findings",
          _cards(s) + "<ul class=\"findings\">"

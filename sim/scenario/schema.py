@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sim import limits as L
 from sim.billing.spec import BillingSpec
@@ -47,6 +47,27 @@ class SLOSpec(Spec):
     ttft_p99: Delay | None = None
     tpot_p99: Delay | None = None
     e2e_p99: Delay | None = None
+
+
+def _router_shorthand(value: Any) -> Any:
+    return {"policy": value} if isinstance(value, str) else value
+
+
+class RouterSpec(Spec):
+    """Which ready replica takes a new request (``router: prefix_aware`` is short for
+    ``router: {policy: prefix_aware}``)."""
+
+    policy: Literal["least_loaded", "prefix_aware", "session", "round_robin", "random"] = (
+        Field("least_loaded", description="least_loaded, prefix_aware, session, round_robin "
+              "or random")
+    )
+    balance_abs: Annotated[int, Field(ge=0)] = Field(
+        64, description="prefix_aware, session: a replica is overloaded when it has more than "
+        "this many requests above the least loaded one ..."
+    )
+    balance_rel: Annotated[float, Field(ge=1.0, allow_inf_nan=False)] = Field(
+        1.5, description="... and more than this many times as many"
+    )
 
 
 class DeploymentSpec(Spec):
@@ -90,6 +111,13 @@ class DeploymentSpec(Spec):
     )
     warm_start: bool = Field(
         True, description="replicas at t = 0 are already running (no cold start)"
+    )
+    router: Annotated[RouterSpec, BeforeValidator(_router_shorthand)] = Field(
+        default_factory=RouterSpec, description="which ready replica takes a new request"
+    )
+    prefix_caching: bool = Field(
+        True, description="replicas cache prompt blocks and skip their prefill on a hit "
+        "(needs prefix information in the traffic)"
     )
     traffic: TrafficSpec
 

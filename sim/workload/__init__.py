@@ -18,6 +18,7 @@ Definitions of every kind: ``docs/workload.md``.
 from sim.workload.base import Workload
 from sim.workload.generate import child_seeds, generate, validate_traffic
 from sim.workload.lengths import LengthDistribution, length_distribution
+from sim.workload.prefixes import reusable_tokens
 from sim.workload.spec import (
     MAX_TOKENS,
     ArrivalsSpec,
@@ -59,6 +60,7 @@ __all__ = [
     "generate",
     "length_distribution",
     "read_trace",
+    "reusable_tokens",
     "validate_traffic",
     "write_trace",
 ]

@@ -351,11 +351,13 @@ class ReplayPlan:
             self.pass_times.append(t)
 
     def window(self, a: float, b: float, rng: np.random.Generator
-               ) -> tuple[FloatArray, IntArray]:
-        """Arrival times in ``[a, b)`` and, for each, its row in the trace."""
+               ) -> tuple[FloatArray, IntArray, IntArray]:
+        """Arrival times in ``[a, b)`` and, for each, its row in the trace and the number
+        of its copy and pass (``copy · passes + pass``)."""
         b = min(b, self.duration)
         times: list[FloatArray] = []
         rows: list[IntArray] = []
+        tags: list[IntArray] = []
         for j, one_pass in enumerate(self.pass_times):
             first, last = 0, self.passes
             if math.isfinite(self.period):
@@ -370,10 +372,31 @@ class ReplayPlan:
                     idx = idx[rng.random(idx.size) < share]
                 times.append(t[idx])
                 rows.append(idx.astype(np.int64))
+                tags.append(np.full(idx.size, j * self.passes + p, np.int64))
         all_t = np.concatenate(times) if times else np.empty(0)
         all_rows = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        all_tags = np.concatenate(tags) if tags else np.empty(0, np.int64)
         order = np.argsort(all_t, kind="stable")
-        return all_t[order], all_rows[order]
+        return all_t[order], all_rows[order], all_tags[order]
+
+    def requests(self, trace: Workload, rows: IntArray, tags: IntArray) -> Workload:
+        """The trace's requests ``rows`` as replayed by copies and passes ``tags``.
+
+        Each copy and each pass stands for other users sending the same kind
+        of traffic, so its block ids and sessions are made distinct from the
+        other copies' and passes': ids are numbered ``0 .. U−1`` (``U``
+        distinct ids in the trace), then offset by ``tag · U``.
+        """
+        picked = trace.take(rows)
+        n_blocks, ids, session = picked.n_blocks, picked.block_ids, picked.session
+        if (n_blocks is not None and ids is not None and trace.block_ids is not None
+                and self.copies * self.passes > 1):
+            distinct = np.unique(trace.block_ids)
+            ids = np.searchsorted(distinct, ids) + np.repeat(tags, n_blocks) * distinct.size
+        if session is not None and trace.session is not None:
+            session = session + tags * (int(trace.session.max(initial=0)) + 1)
+        return Workload(picked.arrival_s, picked.input_tokens, picked.output_tokens,
+                        n_blocks, ids, session, picked.block_tokens)
 
 
 def restrict(plan: RatePlan, a: float, b: float) -> RatePlan:

@@ -18,6 +18,7 @@ from sim.workload.arrivals import (
 from sim.workload.base import Workload
 from sim.workload.fingerprint import TrafficFingerprint
 from sim.workload.lengths import Column, LengthDistribution, length_distribution
+from sim.workload.prefixes import draw_turns, session_workload
 from sim.workload.spec import EmpiricalLength, LengthSpec, TraceArrivals, TrafficSpec
 from sim.workload.traces import (
     load_trace,
@@ -27,13 +28,14 @@ from sim.workload.traces import (
     unit_warning,
 )
 
-STREAMS = ("arrivals", "input_tokens", "output_tokens")
+STREAMS = ("arrivals", "input_tokens", "output_tokens", "sessions")
 
 
 def child_seeds(seed: np.random.SeedSequence) -> dict[str, np.random.SeedSequence]:
-    """Independent seed sequences for arrivals, input lengths and output lengths.
+    """Independent seed sequences for arrivals, input lengths, output lengths and the
+    session model (turns, think times, system prompts).
 
-    They are ``seed``'s children ``0, 1, 2`` (spawn keys ``seed.spawn_key +
+    They are ``seed``'s children ``0, 1, 2, 3`` (spawn keys ``seed.spawn_key +
     (i,)``), made without :meth:`~numpy.random.SeedSequence.spawn`, so ``seed``
     is not changed and the same ``seed`` always gives the same streams.  Pass
     a seed sequence dedicated to this deployment's workload.
@@ -80,6 +82,7 @@ class WorkloadStream:
         if not math.isfinite(duration_s) or duration_s < 0:
             raise ValueError(f"duration_s must be finite and >= 0, got {duration_s!r}")
         self.duration = duration_s
+        self.traffic = traffic
         self.seeds = child_seeds(seed)
         rng = np.random.default_rng(self.seeds["arrivals"])
         arrivals = traffic.arrivals
@@ -110,24 +113,39 @@ class WorkloadStream:
         self.fingerprint = TrafficFingerprint()
 
     def window(self, k: int) -> Workload:
-        """The requests of window ``k``."""
+        """The requests of window ``k`` (with sessions: of the sessions that start in it,
+        whose later turns may arrive after the window)."""
         a, b = k * WINDOW_S, min((k + 1) * WINDOW_S, self.duration)
         rng = np.random.default_rng(_window_seed(self.seeds["arrivals"], k))
-        recorded: dict[Column, np.ndarray] = {}
+        recorded: Workload | None = None
         if self.trace is not None:
-            times, rows = self.replay.window(a, b, rng)
-            recorded = {c: token_column(self.trace, c)[rows] for c in ("input", "output")}
+            times, rows, tags = self.replay.window(a, b, rng)
+            recorded = self.replay.requests(self.trace, rows, tags)
         elif self.plan is not None:
             times = sample_poisson(restrict(self.plan, a, b), rng)
         else:
             times = np.empty(0)
+        traffic = self.traffic
+        synthetic = traffic.sessions is not None or traffic.system_prompts is not None
+        session_rng = np.random.default_rng(_window_seed(self.seeds["sessions"], k))
+        turns = draw_turns(traffic.sessions, times.size, session_rng) if synthetic else None
+        n = int(turns.sum()) if turns is not None else times.size
         tokens: dict[Column, np.ndarray] = {}
         for column, dist in self.lengths.items():
             if dist is None:
-                tokens[column] = recorded[column]
+                assert recorded is not None  # only traces bring their own lengths
+                tokens[column] = token_column(recorded, column)
             else:
                 stream = np.random.default_rng(_window_seed(self.seeds[f"{column}_tokens"], k))
-                tokens[column] = dist.sample(stream, times.size)
+                tokens[column] = dist.sample(stream, n)
+        if turns is not None:
+            return session_workload(
+                times, turns, self.duration, k, traffic.hash_block_tokens, traffic.sessions,
+                traffic.system_prompts, tokens["input"], tokens["output"], session_rng,
+            )
+        if recorded is not None:
+            return Workload(times, tokens["input"], tokens["output"], recorded.n_blocks,
+                            recorded.block_ids, recorded.session, traffic.hash_block_tokens)
         return Workload(times, tokens["input"], tokens["output"])
 
     def take(self, t0: float, t1: float) -> Workload:
@@ -138,30 +156,16 @@ class WorkloadStream:
         while self._next_window < self.n_windows and self._next_window * WINDOW_S < t1:
             parts.append(self.window(self._next_window))
             self._next_window += 1
-        joined = _concat(parts)
+        joined = Workload.concat(parts)
+        if len(parts) > 1 and np.any(np.diff(joined.arrival_s) < 0):
+            # later turns of earlier windows' sessions interleave with this window's
+            joined = joined.take(np.argsort(joined.arrival_s, kind="stable"))
         cut = int(np.searchsorted(joined.arrival_s, t1, side="left"))
-        self._buffer = _slice(joined, cut, len(joined))
+        self._buffer = joined.slice(cut, len(joined))
         self._taken_until = t1
-        taken = _slice(joined, 0, cut)
+        taken = joined.slice(0, cut)
         self.fingerprint.add(taken.arrival_s, taken.input_tokens, taken.output_tokens)
         return taken
-
-
-def _concat(parts: list[Workload]) -> Workload:
-    parts = [p for p in parts if len(p)]
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return Workload.empty()
-    return Workload(
-        np.concatenate([p.arrival_s for p in parts]),
-        np.concatenate([p.input_tokens for p in parts]),
-        np.concatenate([p.output_tokens for p in parts]),
-    )
-
-
-def _slice(w: Workload, a: int, b: int) -> Workload:
-    return Workload(w.arrival_s[a:b], w.input_tokens[a:b], w.output_tokens[a:b])
 
 
 def generate(

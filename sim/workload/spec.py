@@ -80,7 +80,7 @@ class DiurnalArrivals(Spec):
 
     kind: Literal["diurnal"] = "diurnal"
     mean_rps: Rate
-    peak_to_mean: Annotated[Number, Field(ge=1)] | None = None
+    peak_to_mean: Annotated[Number, Field(ge=1, le=1000)] | None = None
     period: PositiveDuration | None = None
     peak_at: HorizonTime | None = None
     hourly_weights: Annotated[list[Weight], Field(min_length=24, max_length=24)] | None = None
@@ -328,6 +328,46 @@ LengthSpec = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- prefixes
+
+CountSpec = Annotated[
+    FixedLength | ExponentialLength | LognormalLength, Field(discriminator="kind")
+]
+
+
+class SessionSpec(Spec):
+    """Multi-turn conversations: the arrival process starts sessions.
+
+    A session has ``turns`` requests (a count distribution, ≥ 1).  Turn 1
+    arrives when the session starts; each next turn arrives an exponential
+    ``think_time`` (its mean) after the previous one.  A turn's prompt is
+    the previous turn's prompt, its answer, then new user text
+    (``input_tokens`` draws the new text, ``output_tokens`` the answer).
+    """
+
+    turns: CountSpec = Field(description="requests per session")
+    think_time: PositiveDuration = Field(
+        description="mean time between a session's consecutive requests (exponential)"
+    )
+
+
+class SystemPromptSpec(Spec):
+    """Shared system prompts: each session (or request) starts with one of ``count``.
+
+    Prompt ``i`` (0-based) is chosen with probability ∝ ``(i + 1)^−zipf``
+    (0: uniform); every prompt is ``tokens`` long and precedes the user
+    text, so its full blocks are shared by every request that uses it.
+    """
+
+    count: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=2**30)] = Field(
+        description="distinct system prompts"
+    )
+    tokens: TokenCount = Field(description="length of each system prompt")
+    zipf: Annotated[Number, Field(ge=0, le=20)] = Field(
+        1.0, description="popularity exponent: prompt i drawn ∝ (i + 1)^-zipf"
+    )
+
+
 # --------------------------------------------------------------------------- traffic
 
 
@@ -336,11 +376,33 @@ class TrafficSpec(Spec):
 
     With ``kind: trace`` arrivals, omitted token lengths are the trace's own
     (each request keeps its recorded lengths).  Otherwise both are required.
+    ``sessions`` and ``system_prompts`` give synthetic traffic prompt prefixes
+    (block ids, as a trace's ``hash_ids``) for prefix caching.
     """
 
     arrivals: ArrivalsSpec
     input_tokens: LengthSpec | None = None
     output_tokens: LengthSpec | None = None
+    sessions: SessionSpec | None = Field(
+        None, description="multi-turn sessions: the arrivals start sessions"
+    )
+    system_prompts: SystemPromptSpec | None = Field(
+        None, description="shared system prompts ahead of the user text"
+    )
+    hash_block_tokens: TokenCount = Field(
+        512, description="tokens per prompt block named by one block id (a trace's hash_ids)"
+    )
+
+    @model_validator(mode="after")
+    def _prefix_models(self) -> TrafficSpec:
+        if isinstance(self.arrivals, TraceArrivals) and (
+            self.sessions is not None or self.system_prompts is not None
+        ):
+            raise ValueError(
+                "sessions and system_prompts shape synthetic traffic; a trace brings its own "
+                "hash_ids and session_id"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lengths_given(self) -> TrafficSpec:

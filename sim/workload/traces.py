@@ -6,7 +6,11 @@ Two formats, chosen by extension:
   ``TIMESTAMP,ContextTokens,GeneratedTokens`` (any column order, extra columns
   ignored), timestamps like ``2023-11-16 18:17:03.9799600``.
 * ``.jsonl`` — one JSON object per line with ``timestamp`` (milliseconds),
-  ``input_length`` and ``output_length``; blank lines are skipped.
+  ``input_length`` and ``output_length``; blank lines are skipped.  Optional
+  keys: ``hash_ids`` (a list of integers ≥ 0, one per block of the prompt,
+  equal ids for equal prefixes up to that block — the format of the public
+  long-context traces) and ``session_id`` (a string or an integer naming the
+  conversation).  Either key is used only if every line has it.
 
 Arrival times are made relative to the first request and given in seconds.
 Every defect is an :class:`~sim.errors.InputError` naming the file and the
@@ -61,10 +65,11 @@ def read_trace(path: str | Path) -> Workload:
         raise InputError("trace file not found", file=shown)
     if not p.is_file():
         raise InputError("trace path is not a file", file=shown)
+    extra = _Extra()
     if fmt == ".csv":
         stamps_s, inputs, outputs, lines = _read_csv(p, shown)
     else:
-        stamps_s, inputs, outputs, lines = _read_jsonl(p, shown)
+        stamps_s, inputs, outputs, lines = _read_jsonl(p, shown, extra)
     if stamps_s.size == 0:
         raise InputError("trace has no requests", file=shown)
     back = np.flatnonzero(np.diff(stamps_s) < 0)
@@ -76,7 +81,8 @@ def read_trace(path: str | Path) -> Workload:
             file=shown,
             where=f"line {lines[i]}",
         )
-    return Workload(stamps_s - stamps_s[0], inputs, outputs)
+    n_blocks, block_ids, session = extra.arrays(len(stamps_s))
+    return Workload(stamps_s - stamps_s[0], inputs, outputs, n_blocks, block_ids, session)
 
 
 def write_trace(workload: Workload, path: str | Path, start: datetime | None = None) -> None:
@@ -84,17 +90,26 @@ def write_trace(workload: Workload, path: str | Path, start: datetime | None = N
 
     JSONL timestamps are milliseconds from the first request; CSV timestamps
     are wall-clock times from ``start`` (default 2000-01-01 00:00:00).
+    JSONL keeps block ids (``hash_ids``) and sessions (``session_id``).
     """
     fmt = trace_format(path)
     if fmt == ".jsonl":
+        off = workload.block_offsets.tolist()
+        ids = workload.block_ids.tolist() if workload.block_ids is not None else None
+        sessions = workload.session.tolist() if workload.session is not None else None
         with open(path, "w", encoding="utf-8") as f:
-            for t, i, o in zip(
+            for k, (t, i, o) in enumerate(zip(
                 (workload.arrival_s * 1000.0).tolist(),
                 workload.input_tokens.tolist(),
                 workload.output_tokens.tolist(),
                 strict=True,
-            ):
-                f.write(json.dumps({"timestamp": t, "input_length": i, "output_length": o}))
+            )):
+                row: dict[str, object] = {"timestamp": t, "input_length": i, "output_length": o}
+                if ids is not None:
+                    row["hash_ids"] = ids[off[k] : off[k + 1]]
+                if sessions is not None:
+                    row["session_id"] = sessions[k]
+                f.write(json.dumps(row))
                 f.write("\n")
         return
     origin = pd.Timestamp(start or datetime(2000, 1, 1))
@@ -243,7 +258,46 @@ def _token_column(
 # --------------------------------------------------------------------------- JSONL
 
 
-def _read_jsonl(path: Path, shown: str) -> _Columns:
+class _Extra:
+    """The optional ``hash_ids`` and ``session_id`` of a JSONL trace, line by line."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+        self.ids: list[int] = []
+        self.with_ids = 0
+        self.sessions: list[object] = []
+
+    def add(self, row: dict[str, object], shown: str, where: str) -> None:
+        ids = row.get("hash_ids")
+        if ids is not None:
+            if not isinstance(ids, list) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in ids
+            ):
+                raise InputError("hash_ids must be a list of integers >= 0", file=shown,
+                                 where=where)
+            self.ids.extend(ids)
+            self.with_ids += 1
+        self.counts.append(len(ids) if isinstance(ids, list) else 0)
+        sid = row.get("session_id")
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, str | int)):
+            raise InputError(f"session_id {sid!r} is not a string or an integer", file=shown,
+                             where=where)
+        self.sessions.append(sid)
+
+    def arrays(self, n: int) -> tuple[NDArray[np.int64] | None, NDArray[np.int64] | None,
+                                      NDArray[np.int64] | None]:
+        n_blocks = block_ids = session = None
+        if n and self.with_ids == n:
+            n_blocks = np.asarray(self.counts, np.int64)
+            block_ids = np.asarray(self.ids, np.int64)
+        if n and len(self.sessions) == n and all(s is not None for s in self.sessions):
+            # sessions numbered 0, 1, ... in order of first appearance
+            codes, _ = pd.factorize(pd.Series([str(s) for s in self.sessions]), sort=False)
+            session = np.asarray(codes, np.int64)
+        return n_blocks, block_ids, session
+
+
+def _read_jsonl(path: Path, shown: str, extra: _Extra) -> _Columns:
     stamps: list[float] = []
     inputs: list[int] = []
     outputs: list[int] = []
@@ -273,6 +327,7 @@ def _read_jsonl(path: Path, shown: str) -> _Columns:
                 stamps.append(_json_timestamp(row["timestamp"], shown, where))
                 inputs.append(_json_tokens(row["input_length"], "input_length", shown, where))
                 outputs.append(_json_tokens(row["output_length"], "output_length", shown, where))
+                extra.add(row, shown, where)
                 lines.append(number)
     except UnicodeDecodeError as e:
         raise InputError(f"not a UTF-8 text file ({e.reason})", file=shown) from None

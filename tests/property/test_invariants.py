@@ -147,11 +147,13 @@ def test_inv5_token_sums_and_costs_are_exact_at_the_largest_accepted_counts():
     (Python integers over int64 batches), and the cost is the exact one."""
     n = 1_000_000
     big = np.full(n, MAX_TOKENS, dtype=np.int64)
-    zeros = np.zeros(n)
-    batch = Finished(dep=np.zeros(n, np.int64), arrival=zeros, attempt_t=zeros, start_t=zeros,
-                     first_t=zeros + 1, finish_t=zeros + 2, status=np.zeros(n, np.int64),
-                     attempts=np.ones(n, np.int64), inp=big, out=big,
-                     replica=np.zeros(n, np.int64), index=np.arange(n))
+    from sim.metrics.stream import _FLOAT_FIELDS
+
+    columns = {name: np.zeros(n, np.float64 if name in _FLOAT_FIELDS else np.int64)
+               for name in Finished.__dataclass_fields__}
+    columns.update(first_t=np.ones(n), finish_t=np.full(n, 2.0), inp=big, out=big,
+                   attempts=np.ones(n, np.int64), index=np.arange(n))
+    batch = Finished(**columns)
     stats = RequestStats()
     stats.add(batch)
     expected = n * MAX_TOKENS

@@ -124,7 +124,7 @@ def test_latency_cdf_matches_the_summary(real_result):
     kept = reqs[(reqs["status"] == "ok") & (reqs["arrival_s"] >= 60.0)]
     assert len(line.get_xdata()) == min(len(kept), 4000)
     p99 = real_result.summary["total"]["ttft_p99_s"]
-    assert f"p99 {plot._seconds_text(p99)}" in line.get_label()
+    assert f"p99 {plot.seconds_text(p99)}" in line.get_label()
     slo = [ln for ln in ax.get_lines() if ln.get_label().startswith("SLO")]
     assert slo and slo[0].get_xdata()[0] == 1.0
     assert ax.get_xscale() == "log"
@@ -337,7 +337,8 @@ def test_plots_of_a_real_control_plane_run(control_result):
     fig = plot.timeline(res)
     labels = _legend(fig.axes[1])
     assert {"ready", "initializing", "desired"} <= set(labels)
-    assert _legend(fig.axes[2]) == ["HTTP 503"]
+    (refusals,) = [a for a in fig.axes if a.get_title(loc="left").startswith("Refused")]
+    assert _legend(refusals) == ["HTTP 503"]
     alloc = plot.gpu_allocation(res)
     (ax,) = [a for a in alloc.axes if a.get_visible()]
     dc = res.billing["datacenter"].iloc[0]

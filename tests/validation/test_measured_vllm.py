@@ -17,6 +17,11 @@ def table():
     return V.error_table(V.measured_runs())
 
 
+@pytest.fixture(scope="module")
+def exact():
+    return V.error_table(V.measured_runs(), engine="exact")
+
+
 def test_the_data_names_its_source_date_and_licence():
     text = (Path(V.__file__).parents[1] / "catalog" / "data" / V.DATA).read_text()
     head = "\n".join(line for line in text.splitlines() if line.startswith("#"))
@@ -46,22 +51,26 @@ def test_never_saturates_where_the_server_sustained_the_load(table):
 
 
 def test_held_out_errors(table):
-    """Median |error| over the held-out stages (reached: TTFT 7.5 %, TPOT 13.2 %, E2E 13.0 %).
-
-    The targets are 20 % TTFT and 10 % TPOT/E2E; TPOT and E2E miss by 3 points,
-    from the 20 req/s stages (docs/validation.md states the cause)."""
+    """Median |error| over the held-out stages within the targets (reached: TTFT 6.4 %,
+    TPOT 7.6 %, E2E 7.3 %; targets 20 %, 10 %, 10 %)."""
     s = V.summary(table[table["set"] == "held out"])
     assert s["ttft_mean"] <= 20.0
-    assert s["tpot_mean"] <= 15.0
-    assert s["e2e_mean"] <= 15.0
-    # low and moderate load (≤ 10 req/s on 8B) is within the 10 % targets
-    light = table[(table["set"] == "held out") & table["stage"].isin(["5 req/s", "6 req/s",
-                                                                      "8 req/s"])]
-    assert V.summary(light)["tpot_mean"] <= 10.0 and V.summary(light)["e2e_mean"] <= 10.0
+    assert s["tpot_mean"] <= 10.0
+    assert s["e2e_mean"] <= 10.0
+    # no held-out stage is off by more than the worst documented case
+    held = table[table["set"] == "held out"]
+    assert held["e2e_mean"].abs().max() < 80.0
 
 
-def test_docs_show_the_current_table(table):
-    assert V.section(table) in DOC.read_text(encoding="utf-8")
+def test_docs_show_the_current_table(table, exact):
+    assert V.section(table, exact) in DOC.read_text(encoding="utf-8")
+
+
+def test_the_exact_engine_agrees(table, exact):
+    """Both engines price iterations with the same iteration_time: their errors are close."""
+    assert exact["sustained"].all()
+    for m in ("ttft_mean", "tpot_mean", "e2e_mean"):
+        assert abs(V.summary(exact)[m] - V.summary(table)[m]) < 3.0
 
 
 def test_h200_over_h100_against_published_ratios():
