@@ -56,7 +56,7 @@ class Clock(simpy.Environment):
 
 @dataclass(frozen=True)
 class ClientPolicy:
-    """How clients retry 429 and 503 responses (SPEC §2, fireworks.md §2).
+    """How clients retry 429 and 503 responses (docs/control-plane.md: no replica ready).
 
     The delay before retry ``k`` (1-based) is ``min(base · 2^(k−1), max)``,
     times a uniform draw in [0, 1) with full jitter.
