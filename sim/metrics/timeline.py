@@ -26,6 +26,8 @@ from numpy.typing import NDArray
 
 from sim.metrics.stream import OK, Finished, Sketch
 
+_NS = 1e9  # in-service time is tallied in integer nanoseconds
+
 #: per-interval latency columns: (column, latency, percentile)
 LATENCY_COLUMNS = (("user_ttft_p50_s", "user_ttft", 50), ("user_ttft_p99_s", "user_ttft", 99),
                    ("tpot_p50_s", "tpot", 50), ("tpot_p99_s", "tpot", 99))
@@ -51,8 +53,8 @@ class TimelineTally:
     def __init__(self, n_deployments: int, interval_s: float):
         self.interval = interval_s
         self.sketches: list[dict[int, dict[str, Sketch]]] = [{} for _ in range(n_deployments)]
-        self.in_service: list[defaultdict[int, float]] = [
-            defaultdict(float) for _ in range(n_deployments)]
+        self.in_service: list[defaultdict[int, int]] = [  # nanoseconds
+            defaultdict(int) for _ in range(n_deployments)]
         self.tokens: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(n_deployments)]
 
     def add(self, batch: Finished) -> None:
@@ -73,18 +75,39 @@ class TimelineTally:
             sums = np.bincount(where, weights=batch.out[mine].astype(np.float64))
             for k, n in zip(ks.tolist(), sums.tolist(), strict=True):
                 self.tokens[d][k] += round(n)
-            start, finish = batch.start_t[mine], batch.finish_t[mine]
-            k0, k1 = int(np.floor(start.min() / step)), int(np.floor(finish.max() / step))
-            bounds = np.arange(k0, k1 + 2, dtype=np.float64) * step
-            for k, seconds in zip(range(k0, k1 + 1), interval_integral(start, finish, bounds),
-                                  strict=True):
-                if seconds:
-                    self.in_service[d][k] += float(seconds)
+            self._add_in_service(d, batch.start_t[mine], batch.finish_t[mine])
+
+    def _add_in_service(self, d: int, start: NDArray[np.float64],
+                        finish: NDArray[np.float64]) -> None:
+        """Each request's time in service, split over the intervals it overlaps.
+
+        Summed as integer nanoseconds, so the totals do not depend on how the
+        engine batches finished requests (any window length gives the same).
+        """
+        step = self.interval
+        k0 = np.floor(start / step).astype(np.int64)
+        k1 = np.floor(finish / step).astype(np.int64)
+        base = int(k0.min())
+        n = int(k1.max()) - base + 1
+        acc = np.zeros(n, np.int64)
+        same = k0 == k1
+        np.add.at(acc, k0[same] - base, np.round((finish[same] - start[same]) * _NS)
+                  .astype(np.int64))
+        split = ~same
+        a, b = k0[split], k1[split]
+        np.add.at(acc, a - base, np.round(((a + 1) * step - start[split]) * _NS).astype(np.int64))
+        np.add.at(acc, b - base, np.round((finish[split] - b * step) * _NS).astype(np.int64))
+        full = np.zeros(n + 1, np.int64)  # intervals covered whole: a difference array
+        np.add.at(full, a + 1 - base, 1)
+        np.add.at(full, b - base, -1)
+        acc += np.cumsum(full)[:n] * round(step * _NS)
+        for i in np.flatnonzero(acc).tolist():
+            self.in_service[d][base + i] += int(acc[i])
 
     def column(self, d: int, ks: NDArray[np.int64], name: str) -> NDArray[np.float64]:
         """One per-interval column of deployment ``d`` for intervals ``ks``."""
         if name == "in_service_s":
-            return np.array([self.in_service[d].get(k, 0.0) for k in ks.tolist()])
+            return np.array([self.in_service[d].get(k, 0) / _NS for k in ks.tolist()])
         if name == "output_tokens":
             return np.array([float(self.tokens[d].get(k, 0)) for k in ks.tolist()])
         metric, q = next((m, p) for c, m, p in LATENCY_COLUMNS if c == name)
