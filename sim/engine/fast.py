@@ -221,19 +221,28 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         step = mem if mem > comp else comp
     _merge(r, t, r_f)
     waiting = head >= 0 and r_f[r, RF_PF_PEND] <= 0.0  # its tokens join at PF_START
-    if head >= 0 and not waiting:
-        v = r_f[r, RF_VTIME]
-        if r_f[r, RF_PF_X] > 0.0 and v < r_f[r, RF_PF_XV] - PHASE_EPS:
-            x = r_f[r, RF_PF_X]  # the current iteration's prompt tokens
-        else:
-            pending = r_f[r, RF_PF_PEND] - (pf_tok[head] - r_f[r, RF_PF_LEFT])
-            x = d_f[d, DF_CHUNK] - n_dec
-            if pending < x:
-                x = pending
-            if x < 1.0:
-                x = 1.0
-            r_f[r, RF_PF_X] = x
-            r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
+    v = r_f[r, RF_VTIME]
+    if (r_f[r, RF_PF_X] > 0.0 and v < r_f[r, RF_PF_XV]
+            and r_f[r, RF_PF_XV] - v <= r_f[r, RF_RATE_D] * TIME_EPS * (t if t > 1.0 else 1.0)):
+        # the iteration's end is closer than float time can tell from ``t``
+        v = r_f[r, RF_VTIME] = r_f[r, RF_PF_XV]
+    # an iteration that carries prompt tokens is under way: its length and its
+    # count of prompt tokens were set when it started (a prefill that finishes
+    # within it does not make its rest shorter)
+    in_iter = (r_f[r, RF_PF_X] > 0.0 and r_f[r, RF_RATE_D] > 0.0
+               and v < r_f[r, RF_PF_XV] - PHASE_EPS)
+    if in_iter:
+        r_f[r, RF_RATE_P] = r_f[r, RF_PF_X] * r_f[r, RF_RATE_D] if (
+            head >= 0 and not waiting) else 0.0
+    elif head >= 0 and not waiting:
+        pending = r_f[r, RF_PF_PEND] - (pf_tok[head] - r_f[r, RF_PF_LEFT])
+        x = d_f[d, DF_CHUNK] - n_dec
+        if pending < x:
+            x = pending
+        if x < 1.0:
+            x = 1.0
+        r_f[r, RF_PF_X] = x
+        r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
         # one pass: the decodes and x prompt tokens of the head, whose chunk
         # attends to the part of its prompt already computed
         p = int(x + 0.5)
@@ -251,13 +260,15 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         due = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_D]
     if r_f[r, RF_PF_NEW] > 0.0 and r_f[r, RF_PF_START] < due:
         due = r_f[r, RF_PF_START]  # newcomers join at the boundary
+    if r_f[r, RF_PF_X] > 0.0:
+        # the iteration's end: the next one carries a new count of prompt tokens
+        # (or none, and is priced as decodes alone)
+        due_b = t + (r_f[r, RF_PF_XV] - v) / r_f[r, RF_RATE_D]
+        if due_b < due:
+            due = due_b
     if head >= 0 and not waiting:
         left = r_f[r, RF_PF_LEFT]
         due_p = t + (left if left > 0.0 else 0.0) / r_f[r, RF_RATE_P]
-        # the iteration's end: the next one carries a new count of prompt tokens
-        due_b = t + (r_f[r, RF_PF_XV] - r_f[r, RF_VTIME]) / r_f[r, RF_RATE_D]
-        if due_b < due_p:
-            due_p = due_b
         if due_p < due:
             due = due_p
     r_f[r, RF_LAST] = t

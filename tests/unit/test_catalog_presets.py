@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sim import catalog
 from sim.errors import InputError
 from sim.perf import build_shape
-from sim.perf.presets import candidates, choose
+from sim.perf.presets import doc_table, candidates, choose
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"
 
 RULED = ("llama-v3p1-8b-instruct", "llama-v3p1-70b-instruct", "deepseek-v3")
 
@@ -24,14 +28,6 @@ def test_gpt_oss_presets_are_the_published_ones():
                    "fast": ("H200_141GB", 4, "FP4")}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-    "KNOWN FAILURE: the re-fitted vLLM step model moves some preset choices (8B "
-    "minimal BF16 vs FP8 on A100, DeepSeek-V3 throughput 4 vs 8 B200); presets.csv "
-    "not yet re-derived"
-    ),
-)
 @pytest.mark.parametrize("model", RULED)
 def test_presets_follow_the_rules(model):
     pool = candidates(model)
@@ -42,14 +38,6 @@ def test_presets_follow_the_rules(model):
             chosen.accelerator, chosen.gpus, chosen.precision), (model, preset, chosen)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-    "KNOWN FAILURE: the re-fitted vLLM step model moves some preset choices (8B "
-    "minimal BF16 vs FP8 on A100, DeepSeek-V3 throughput 4 vs 8 B200); presets.csv "
-    "not yet re-derived"
-    ),
-)
 @pytest.mark.parametrize("model", RULED)
 def test_rule_orderings(model):
     pool = candidates(model)
@@ -64,3 +52,8 @@ def test_rule_orderings(model):
 def test_unknown_preset():
     with pytest.raises(InputError, match=r"unknown shape preset 'cheap' \(known: minimal, "):
         catalog.get_preset("gpt-oss-120b", "cheap")
+
+
+def test_catalog_doc_table_is_current():
+    """docs/catalog.md's preset table is the one ``python -m sim.perf.presets --table`` prints."""
+    assert doc_table() in DOC.read_text()

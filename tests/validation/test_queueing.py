@@ -19,15 +19,18 @@ from tests.conftest import queue_scenario
 
 SEEDS = (1, 2, 3, 4, 5)
 TRACES = Path(__file__).resolve().parents[2] / "scenarios" / "traces"
-# A 1-token prompt's prefill alone: one forward pass, which reads the weights once.
-FIRST_PASS = sim.Shape(model="llama-v3p1-8b-instruct", accelerator="H100_80GB",
-                       count=1).iteration_time(0, 0, 1)
 ENGINES = pytest.mark.parametrize("engine", ["fast", "exact"])
 
 
-def service_mean(res: sim.Result) -> float:
+def first_pass(curve: Path) -> float:
+    """A 1-token prompt's prefill alone on the test's shape: one forward pass."""
+    return sim.Shape(model="llama-v3p1-8b-instruct", accelerator="H100_80GB", count=1,
+                     curve=curve).iteration_time(0, 0, 1)
+
+
+def service_mean(res: sim.Result, curve: Path) -> float:
     """Mean service time of the requests generated: first pass + (tokens − 1) / 1000 s."""
-    return float((res.requests["output_tokens"] - 1).mean() / 1000.0) + FIRST_PASS
+    return float((res.requests["output_tokens"] - 1).mean() / 1000.0) + first_pass(curve)
 
 
 def queue(curve: Path, engine: str, **kw: object) -> dict:
@@ -41,14 +44,6 @@ def erlang_b(c: int, a: float) -> float:
     return b
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-    "KNOWN FAILURE after the step-model and engine merges: mean wait 6 % below "
-    "Erlang C on both engines (0.686 s vs 0.730 s); the service time the test "
-    "derives is not yet the one the merged engines give"
-    ),
-)
 @ENGINES
 def test_mmc_mean_wait_matches_erlang_c(single_curve, engine):
     c, rho = 10, 0.9
@@ -58,7 +53,7 @@ def test_mmc_mean_wait_matches_erlang_c(single_curve, engine):
                                      duration="8h", seed=seed))
         reqs = res.requests[res.requests["arrival_s"] > 3600]  # one hour of warm-up
         waits.append(float((reqs["start_s"] - reqs["attempt_s"]).mean()))
-        theory.append(erlang_c_wait(c, rho * c, 1.0 / service_mean(res)))
+        theory.append(erlang_c_wait(c, rho * c, 1.0 / service_mean(res, single_curve)))
     assert np.mean(waits) == pytest.approx(np.mean(theory), rel=0.03)
 
 
@@ -72,7 +67,7 @@ def test_mmcc_blocking_matches_erlang_b(single_curve, engine):
         t = res.summary["total"]
         blocked.append(t["http_429"] / t["requests"])
         assert t["ok"] + t["failed"] == t["requests"]
-    offered = a * (1.0 + FIRST_PASS)  # mean service 1 s + the first pass
+    offered = a * (1.0 + first_pass(single_curve))  # mean service 1 s + the first pass
     assert np.mean(blocked) == pytest.approx(erlang_b(c, offered), rel=0.05)
 
 
@@ -88,7 +83,7 @@ def test_mm_infinity_never_waits(flat_curve, engine):
     assert decode == pytest.approx((reqs["output_tokens"].to_numpy() - 1) / 1000.0, abs=1e-7)
     # ... and a prompt waits for the current iteration (a 1 ms decode, or at
     # worst another prompt's pass alone), then rides on the next decode one
-    assert reqs["ttft_s"].max() <= FIRST_PASS + 2e-3 + 1e-9
+    assert reqs["ttft_s"].max() <= first_pass(flat_curve) + 2e-3 + 1e-9
 
 
 # slow since the engine merge (max_concurrency 10 000 over 24 h: minutes per run);
@@ -120,7 +115,7 @@ def test_mm1_processor_sharing_sojourn(shared_curve, engine):
                                      duration="24h", seed=seed))
         reqs = res.requests[res.requests["arrival_s"] > 3600]
         sojourns.append(float((reqs["finish_s"] - reqs["arrival_s"]).mean()))
-        theory.append(1.0 / (1.0 / service_mean(res) - lam))
+        theory.append(1.0 / (1.0 / service_mean(res, shared_curve) - lam))
     assert np.mean(sojourns) == pytest.approx(np.mean(theory), rel=0.05)
 
 
