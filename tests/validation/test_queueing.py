@@ -86,9 +86,6 @@ def test_mm_infinity_never_waits(flat_curve, engine):
     assert reqs["ttft_s"].max() <= first_pass(flat_curve) + 2e-3 + 1e-9
 
 
-# slow since the engine merge (max_concurrency 10 000 over 24 h: minutes per run);
-# run with -m slow until the regression is found
-@pytest.mark.slow
 @ENGINES
 def test_mm_infinity_occupancy_is_poisson(flat_curve, engine):
     """In M/M/∞ the number in system is Poisson(λ·E[S]): P(empty) = exp(−λ·E[S])."""
@@ -103,9 +100,6 @@ def test_mm_infinity_occupancy_is_poisson(flat_curve, engine):
     assert np.mean(busy) == pytest.approx(np.mean(theory), rel=0.03)
 
 
-# slow since the engine merge (max_concurrency 10 000 over 24 h: minutes per run);
-# run with -m slow until the regression is found
-@pytest.mark.slow
 @ENGINES
 def test_mm1_processor_sharing_sojourn(shared_curve, engine):
     lam = 0.7
