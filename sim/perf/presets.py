@@ -85,7 +85,7 @@ def derive() -> list[tuple[str, str, Shape]]:
     from sim.catalog import PRESET_NAMES, all_presets, model_names
 
     published = {p.model for p in all_presets() if p.source.startswith("published")}
-    out = []
+    out: list[tuple[str, str, Shape]] = []
     for model in model_names():
         if model in published:
             continue

@@ -9,7 +9,7 @@ import pytest
 from sim import catalog
 from sim.errors import InputError
 from sim.perf import build_shape
-from sim.perf.presets import doc_table, candidates, choose
+from sim.perf.presets import candidates, choose, doc_table
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"
 
