@@ -22,7 +22,6 @@ into docs/throughput.md between its markers (about ten minutes on one core).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from sim.perf import calibrate as C
 from sim.perf.calibrate import BenchRow
 from sim.perf.profiles import get_profile
 from sim.perf.shape import Shape
+from sim.validation.markers import replace_between
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "throughput.md"
 BEGIN, END = "<!-- engine-calibration:begin -->", "<!-- engine-calibration:end -->"
@@ -139,14 +139,6 @@ def markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write(text: str, path: Path = DOC) -> None:
-    doc = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(doc):
-        raise SystemExit(f"{path}: markers {BEGIN} … {END} not found")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", doc))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.validation.calibration",
                                  description=__doc__.split("\n\n")[0])
@@ -155,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(table())
     print(text)
     if args.write:
-        write(text)
+        replace_between(DOC, BEGIN, END, text)
     return 0
 
 

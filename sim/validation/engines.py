@@ -14,7 +14,6 @@ fast engine's relative error on each latency percentile and on throughput.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import sim
+from sim.validation.markers import replace_between
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "scenarios" / "traces"
@@ -184,14 +184,6 @@ def table(sat_rows: list[str], points: list[Point], command: str) -> str:
     return "\n".join(lines)
 
 
-def write(text: str, path: Path = DOC) -> None:
-    doc = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(doc):
-        raise SystemExit(f"{path}: no {BEGIN} … {END} markers")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", doc))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.validation.engines",
                                      description=__doc__.splitlines()[0])
@@ -203,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(sat_rows, points, command)
     print(text)
     if args.write:
-        write(text)
+        replace_between(DOC, BEGIN, END, text)
     return 0
 
 
