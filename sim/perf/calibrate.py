@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
 
 from sim.catalog._data import read_csv, read_records
 from sim.perf.params import TRTLLM as DEFAULT
@@ -275,35 +276,6 @@ def loss(rows: Sequence[BenchRow], params: PerfParams) -> float:
     return total / len(rows)
 
 
-def _nelder_mead(f: Callable[[np.ndarray], float], x0: np.ndarray, step: float,
-                 iterations: int) -> tuple[np.ndarray, float]:
-    n = len(x0)
-    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
-    values = [f(x) for x in simplex]
-    for _ in range(iterations):
-        order = np.argsort(values)
-        simplex, values = [simplex[i] for i in order], [values[i] for i in order]
-        centre = np.mean(simplex[:-1], axis=0)
-        reflected = centre + (centre - simplex[-1])
-        fr = f(reflected)
-        if fr < values[0]:
-            expanded = centre + 2.0 * (centre - simplex[-1])
-            fe = f(expanded)
-            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
-        elif fr < values[-2]:
-            simplex[-1], values[-1] = reflected, fr
-        else:
-            contracted = centre + 0.5 * (simplex[-1] - centre)
-            fc = f(contracted)
-            if fc < values[-1]:
-                simplex[-1], values[-1] = contracted, fc
-            else:
-                simplex = [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex]
-                values = [f(x) for x in simplex]
-    best = int(np.argmin(values))
-    return simplex[best], values[best]
-
-
 def fit(rows: Sequence[BenchRow] | None = None, start: PerfParams = DEFAULT,
         free: Sequence[str] = _FITTED) -> PerfParams:
     """Fitted constants: those named in ``free`` move, the others keep ``start``'s values."""
@@ -321,7 +293,9 @@ def fit(rows: Sequence[BenchRow] | None = None, start: PerfParams = DEFAULT,
 
     z = _pack(start)
     for step in (0.5, 0.2, 0.05):  # restarts with a shrinking simplex
-        z, _ = _nelder_mead(objective, z, step, iterations=300)
+        simplex = np.vstack([z, z + step * np.eye(len(z))])
+        z = minimize(objective, z, method="Nelder-Mead",
+                     options={"initial_simplex": simplex, "maxiter": 300}).x
     return _params(values(z), start)
 
 

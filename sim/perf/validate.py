@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import OptimizeResult, minimize
 
 from sim.catalog._data import read_records
 from sim.perf.params import VLLM_BF16, PerfParams
@@ -265,7 +266,7 @@ def fit(runs: Sequence[MeasuredRun], start: PerfParams = VLLM_BF16,
         iterations: int = 150, report: Callable[[str], None] | None = None,
         free: Sequence[tuple[str, float, float]] = FREE) -> PerfParams:
     """Constants of ``free`` (default :data:`FREE`) minimising :func:`loss`
-    (Nelder–Mead in the unit box); the others keep ``start``'s values."""
+    (scipy's Nelder–Mead in the unit box); the others keep ``start``'s values."""
     lo = np.array([b for _, b, _ in free])
     hi = np.array([b for _, _, b in free])
     names = [f for f, _, _ in free]
@@ -283,30 +284,16 @@ def fit(runs: Sequence[MeasuredRun], start: PerfParams = VLLM_BF16,
                     if f in names]) - lo) / (hi - lo)
     n = len(u0)
     simplex = [u0] + [u0 + 0.15 * np.eye(n)[i] * (1 if u0[i] < 0.85 else -1) for i in range(n)]
-    values = [f(x) for x in simplex]
-    for it in range(iterations):
-        order = np.argsort(values)
-        simplex, values = [simplex[i] for i in order], [values[i] for i in order]
-        if report and it % 10 == 0:
-            report(f"iteration {it}: loss {values[0]:.4f}")
-        centre = np.mean(simplex[:-1], axis=0)
-        reflected = centre + (centre - simplex[-1])
-        fr = f(reflected)
-        if fr < values[0]:
-            expanded = centre + 2.0 * (centre - simplex[-1])
-            fe = f(expanded)
-            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
-        elif fr < values[-2]:
-            simplex[-1], values[-1] = reflected, fr
-        else:
-            contracted = centre + 0.5 * (simplex[-1] - centre)
-            fc = f(contracted)
-            if fc < values[-1]:
-                simplex[-1], values[-1] = contracted, fc
-            else:
-                simplex = [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex]
-                values = [f(x) for x in simplex]
-    return params_at(simplex[int(np.argmin(values))])
+    calls = [0]
+
+    def progress(intermediate_result: OptimizeResult) -> None:
+        if report and calls[0] % 10 == 0:
+            report(f"iteration {calls[0]}: loss {intermediate_result.fun:.4f}")
+        calls[0] += 1
+
+    best = minimize(f, u0, method="Nelder-Mead", callback=progress,
+                    options={"initial_simplex": np.array(simplex), "maxiter": iterations})
+    return params_at(best.x)
 
 
 # --- H200 against H100 -------------------------------------------------------
