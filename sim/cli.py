@@ -33,6 +33,7 @@ from sim.errors import (
     elide,
 )
 from sim.estimate import estimate
+from sim.memory import steady_heap
 
 EPILOG = """\
 exit codes:
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    steady_heap()
     args = _parser().parse_args(argv)
     return run_command(args.handler, args)
 

@@ -14,12 +14,14 @@ however many tokens it decodes or iterations it spans:
 * Admitted requests are prefilled first come, first served.  While prompt
   tokens are pending, each iteration also carries ``x = min(budget − n,
   pending tokens)`` of them — the token budget ``max_num_batched_tokens``
-  includes the decode tokens — and lasts ``iteration_time(n, kv, x,
-  x·cached)`` (one pass; ``cached``: the head prompt's tokens already
-  computed), which reads the weights at least once.  Prompts are a fluid
-  within an iteration: a
-  lone short prompt takes exactly one iteration, decode step included, and
-  prompts that share an iteration keep its token count ``x`` until its end.
+  includes the decode tokens — and lasts ``iteration_time(n, kv, x, pkv)``
+  (one pass, which reads the weights at least once; ``pkv`` = Σ over the
+  prompts the iteration takes, FCFS as the exact engine does, of the tokens
+  taken × that prompt's tokens already computed).  Prompts are a fluid
+  within an iteration: a lone short prompt takes exactly one iteration,
+  decode step included, and an iteration keeps its token count ``x`` and its
+  length, set when it starts, until its end — a prompt that finishes within
+  it hands the rest to the next one.
 * A prompt's first token comes at the end of the iteration in which its
   last token was prefilled (the next whole value of the virtual clock); it
   decodes from there.
@@ -180,8 +182,7 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
         done)
     reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,
-               n_rep_heap,
-        pf_tok)
+               n_rep_heap, pf_tok, link)
 
 
 @njit(cache=True)
@@ -208,8 +209,7 @@ def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: 
 def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
                d_f: np.ndarray, inp: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
                hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-               n_rep_heap: int,
-        pf_tok: np.ndarray) -> None:
+               n_rep_heap: int, pf_tok: np.ndarray, link: np.ndarray) -> None:
     """Recompute replica ``r``'s rates and its next event's time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
@@ -243,11 +243,22 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
             x = 1.0
         r_f[r, RF_PF_X] = x
         r_f[r, RF_PF_XV] = math.floor(v + PHASE_EPS) + 1.0
-        # one pass: the decodes and x prompt tokens of the head, whose chunk
-        # attends to the part of its prompt already computed
+        # one pass: the decodes and x prompt tokens, FCFS over the prompts as
+        # the exact engine takes them; each chunk attends to the part of its
+        # prompt already computed (prefix-cache hits included)
         p = int(x + 0.5)
-        cached = inp[head] - r_f[r, RF_PF_LEFT]  # prefix-cache hits included
-        period = iter_time(d, n_dec, r_f[r, RF_KV], p, p * cached, d_M, d_C, d_f, d_PF)
+        pkv = 0.0
+        rest = x
+        q = head
+        left = r_f[r, RF_PF_LEFT]
+        while q >= 0 and rest > 0.0:
+            take = left if left < rest else rest
+            pkv += take * (inp[q] - left)
+            rest -= take
+            q = link[q]
+            if q >= 0:
+                left = pf_tok[q]
+        period = iter_time(d, n_dec, r_f[r, RF_KV], p, pkv, d_M, d_C, d_f, d_PF)
         r_f[r, RF_RATE_D] = 1.0 / period  # iterations (for the phase, also without decodes)
         r_f[r, RF_RATE_P] = x / period
     else:

@@ -206,8 +206,7 @@ def run_until(
         done)
                     fast.admitted(best, q, t, pf_tok, r_i, r_f)
                     fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv,
-                                    ih_key, ih_item, ih_pos, n_rep_heap,
-        pf_tok)
+                                    ih_key, ih_item, ih_pos, n_rep_heap, pf_tok, link)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
             d_i[d, DI_429] += 1
@@ -265,8 +264,7 @@ def fill_and_reschedule(r: int, t: float,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
         done)
         fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item,
-                        ih_pos, n_rep_heap,
-        pf_tok)
+                        ih_pos, n_rep_heap, pf_tok, link)
 
 
 @njit(cache=True)

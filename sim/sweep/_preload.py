@@ -6,8 +6,10 @@ failure here is ignored: workers then warm up on their first run.
 """
 
 try:
+    from sim.memory import steady_heap
     from sim.sweep.worker import warm_up
 
+    steady_heap()
     warm_up()
 except Exception:  # pragma: no cover - a cold start is slower, not wrong
     pass

@@ -25,26 +25,19 @@ def check(point: E.Point) -> None:
 
 @pytest.mark.parametrize("workload", ["conversation", "code"])
 def test_fast_matches_exact_at_85_percent_of_saturation(workload):
-    capacity = E.saturation(workload, "8B 1×H100", 1, "exact")
-    fast = E.saturation(workload, "8B 1×H100", 1, "fast", guess=3.0 * capacity)
+    rps = E.overload(workload, "8B 1×H100", 1)
+    capacity = E.saturation(workload, "8B 1×H100", 1, "exact", rps)
+    fast = E.saturation(workload, "8B 1×H100", 1, "fast", rps)
     assert fast == pytest.approx(capacity, rel=RATE)
     check(E.compare(workload, "8B 1×H100", 1, 0.85, capacity, seeds=(1, 2)))
 
 
-# Measured and stated in docs/validation.md: at 95 % of saturation the fast
-# engine's TTFT p50 on the code trace, one 8B replica, is 24 % high.
-NEAR_SATURATION_MISS = pytest.mark.xfail(
-    reason="docs/validation.md: code trace, one 8B replica, TTFT p50 +24 % at 95 %", strict=False)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(("workload", "shape", "replicas"), [
-    pytest.param(*g, marks=NEAR_SATURATION_MISS) if g == ("code", "8B 1×H100", 1) else g
-    for g in E.grid(full=True)
-])
+@pytest.mark.parametrize(("workload", "shape", "replicas"), E.grid(full=True))
 def test_fast_matches_exact_on_the_whole_grid(workload, shape, replicas):
-    capacity = E.saturation(workload, shape, replicas, "exact")
-    fast = E.saturation(workload, shape, replicas, "fast", guess=3.0 * capacity)
+    rps = E.overload(workload, shape, replicas)
+    capacity = E.saturation(workload, shape, replicas, "exact", rps)
+    fast = E.saturation(workload, shape, replicas, "fast", rps)
     assert fast == pytest.approx(capacity, rel=RATE)
     for load in E.LOADS:
         check(E.compare(workload, shape, replicas, load, capacity, seeds=(1, 2, 3)))
