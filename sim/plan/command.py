@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.errors import InputError
+from sim.sweep.commands import executor_args, executor_from
 
 
 def add_parser(sub: Any) -> None:
@@ -31,12 +31,7 @@ def add_parser(sub: Any) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a key first, e.g. --set plan.replicas.max=8 --set duration=10m",
     )
-    p.add_argument("--executor", choices=["local", "dask"], default="local",
-                   help="local process pool (default) or a dask.distributed cluster")
-    p.add_argument("--scheduler", metavar="ADDR",
-                   help="Dask scheduler address (implies --executor dask)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="worker processes (default: one per core)")
+    executor_args(p, progress=False)
     p.set_defaults(handler=handle)
 
 
@@ -45,14 +40,10 @@ def handle(args: argparse.Namespace) -> int:
     from sim.plan.output import print_plan, write_plan
     from sim.plan.search import plan
     from sim.scenario.loader import parse_override
-    from sim.sweep.executors import make_executor
-
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1 (got {args.workers})")
     overrides = dict(parse_override(item) for item in args.overrides)
     if args.out:
         check_target(Path(args.out), force=args.force)  # before the search, not after
-    executor = make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
+    executor = executor_from(args)
     result = plan(args.scenario, overrides, executor=executor,
                   progress=lambda line: print(f"  {line}", file=sys.stderr))
     out = Path(args.out) if args.out else Path("results") / f"{result.name}-plan"

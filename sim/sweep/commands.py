@@ -21,7 +21,9 @@ BASELINE_DIR = REGRESSION_DIR / "baseline"
 EXIT_RUN_FAILED = 1
 
 
-def _executor_args(p: argparse.ArgumentParser) -> None:
+def executor_args(p: argparse.ArgumentParser, progress: bool = True) -> None:
+    """``--executor``, ``--scheduler``, ``--workers`` (and ``--no-progress``) of a
+    command that runs simulations in parallel: sweep, baseline, plan."""
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local process pool (default) or a dask.distributed cluster")
     p.add_argument("--scheduler", metavar="ADDR",
@@ -30,7 +32,8 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes (default: one per core); with --scheduler, "
                         "wait for N workers before starting")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_parsers(sub: Any) -> None:
@@ -46,7 +49,7 @@ def add_parsers(sub: Any) -> None:
                         "write it (nothing in it is deleted)")
     s.add_argument("--no-report", action="store_true",
                    help="write no report.html (nor plots): neither the sweep's nor each run's")
-    _executor_args(s)
+    executor_args(s)
     s.set_defaults(handler=sweep_command)
 
     b = sub.add_parser("baseline", help="write the regression baseline for CI "
@@ -58,11 +61,12 @@ def add_parsers(sub: Any) -> None:
                         "a new folder, or one capsim wrote, which it replaces")
     b.add_argument("--force", action="store_true",
                    help="replace --out even if capsim did not write it")
-    _executor_args(b)
+    executor_args(b)
     b.set_defaults(handler=baseline_command)
 
 
-def _executor(args: argparse.Namespace) -> Executor:
+def executor_from(args: argparse.Namespace) -> Executor:
+    """The executor :func:`executor_args`' flags ask for; a Dask cluster is reached now."""
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1 (got {args.workers})")
     executor = make_executor(args.executor, scheduler=args.scheduler, workers=args.workers)
@@ -179,7 +183,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(item) for item in args.overrides)
     plan = load_sweep(args.file, overrides)
-    executor = _executor(args)
+    executor = executor_from(args)
     out = Path(args.out) if args.out else Path("results") / f"{plan.name}-sweep"
     progress = not args.no_progress and sys.stderr.isatty()
     report = _run(plan, out, executor, tables=not args.summary_only, force=args.force,
@@ -226,7 +230,7 @@ def _baseline(args: argparse.Namespace) -> int:
     if len(set(stems)) != len(stems):
         raise InputError("two regression files have the same name: "
                          + ", ".join(sorted({s for s in stems if stems.count(s) > 1})))
-    executor = _executor(args)
+    executor = executor_from(args)
     out = Path(args.out)
     progress = not args.no_progress and sys.stderr.isatty()
     failed = 0
