@@ -458,16 +458,9 @@ def load_plan(
 ) -> tuple[dict[str, Any], PlanSpec, LoadedScenario, Path, str]:
     """Read and validate a scenario with a ``plan:`` section: (the scenario document without
     it, the plan, the loaded scenario, its folder, its label for errors)."""
-    from sim.scenario.loader import read_document
+    from sim.scenario.loader import read_source
 
-    if isinstance(source, Mapping):
-        doc: Any = copy.deepcopy(dict(source))
-        label = "<scenario>"
-        folder = Path(base_dir) if base_dir is not None else Path.cwd()
-    else:
-        label = str(source)
-        doc = read_document(source)
-        folder = Path(base_dir) if base_dir is not None else Path(source).parent
+    doc, label, folder = read_source(source, base_dir)
     try:
         if isinstance(doc, dict):
             apply_overrides(doc, overrides or {})

@@ -143,6 +143,22 @@ def check_document_shape(doc: Any) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+def read_source(source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None,
+                mapping_label: str = "<scenario>") -> tuple[Any, str, Path]:
+    """(the document — a YAML file read, or a deep copy of a mapping —, its label for
+    error lines, the folder its relative paths resolve against: ``base_dir``, else the
+    file's folder or the current one).  Either is checked for size and depth first."""
+    if isinstance(source, Mapping):
+        try:
+            check_document_shape(source)
+        except InputError as err:
+            raise err.with_file(mapping_label) from None
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+        return copy.deepcopy(dict(source)), mapping_label, folder
+    path = Path(source)
+    return read_document(path), str(path), Path(base_dir) if base_dir is not None else path.parent
+
+
 def load_scenario(
     source: str | Path | Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
@@ -155,19 +171,7 @@ def load_scenario(
     ``overrides`` maps dotted key paths to values (``{"seed": 3}``).  Relative
     trace paths are resolved against the YAML file's folder (or ``base_dir``).
     """
-    if isinstance(source, Mapping):
-        try:
-            check_document_shape(source)
-        except InputError as err:
-            raise err.with_file("<scenario>") from None
-        doc: Any = copy.deepcopy(dict(source))
-        label = "<scenario>"
-        folder = Path(base_dir) if base_dir is not None else Path.cwd()
-    else:
-        path = Path(source)
-        label = str(path)
-        doc = read_document(path)
-        folder = Path(base_dir) if base_dir is not None else path.parent
+    doc, label, folder = read_source(source, base_dir)
     try:
         if not isinstance(doc, dict):
             raise InputError("a scenario must be a mapping of keys to values", where="scenario")

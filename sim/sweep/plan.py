@@ -44,7 +44,7 @@ from typing import Any
 
 from sim.errors import InputError
 from sim.estimate import estimate
-from sim.scenario.loader import LoadedScenario, load_scenario, read_document
+from sim.scenario.loader import LoadedScenario, load_scenario, read_document, read_source
 
 SWEEP_KEYS = ("sweep", "seeds")
 MAX_SLUG = 60
@@ -304,14 +304,7 @@ def load_sweep(
 
     ``overrides`` (``--set``) apply to the base scenario before the axes.
     """
-    if isinstance(source, Mapping):
-        doc: Any = copy.deepcopy(dict(source))
-        label = "<sweep>"
-        folder = Path(base_dir) if base_dir is not None else Path.cwd()
-    else:
-        label = str(source)
-        doc = read_document(source)
-        folder = Path(base_dir) if base_dir is not None else Path(source).parent
+    doc, label, folder = read_source(source, base_dir, "<sweep>")
     folder = folder.resolve()
     if not isinstance(doc, dict):
         raise InputError("a sweep must be a mapping of keys to values", file=label,

@@ -179,3 +179,15 @@ def test_a_plain_scenario_is_a_one_run_sweep(tmp_path):
     path.write_text(yaml.safe_dump(sweep_doc()))
     plan = load_sweep(path)
     assert [(r.run_id, r.seed) for r in plan.runs] == [("base", 1)]
+
+
+def test_a_mapping_is_checked_for_depth_like_a_file():
+    """A sweep given as a mapping (a notebook) gets the same size and depth guard as a
+    YAML file: one InputError naming the document, not a RecursionError."""
+    doc: dict = {}
+    node = doc
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(InputError, match=r"<sweep>.*nested too deeply"):
+        load_sweep(doc)
