@@ -3,6 +3,16 @@
 ``CAPSIM_NO_JIT=1`` runs the kernels as plain Python; they then give results
 identical to the compiled ones, bit for bit (they only add, multiply, divide
 and compare floats: no transcendental functions, no random draws).
+
+The kernels are compiled without numba's reference-counting runtime (NRT).
+They never allocate, return or keep an array: every array they touch is
+owned by the caller (:class:`sim.engine.layout.KernelState`) for the whole
+call.  With NRT on, each compiled function increments and decrements an
+atomic count for every array argument it binds — a request passes some
+hundreds of arrays from function to function, and those atomics were two
+thirds of the kernel's time (``perf`` on ``capsim bench``'s M/M/10: 65 % of
+samples in ``NRT_incref``/``NRT_decref``).  A kernel that did allocate
+would fail to compile, loudly, rather than run unsafely.
 """
 
 from __future__ import annotations
@@ -28,7 +38,21 @@ def _load_jit() -> tuple[Callable[..., Any], bool]:
     except ImportError:
         return _identity_jit, False
     _invalidate_stale_cache()
-    return njit, True
+    return _without_nrt(njit), True
+
+
+def _without_nrt(njit: Callable[..., Any]) -> Callable[..., Any]:
+    """``njit`` with NRT off by default (numba's ``_nrt`` option, where it has one)."""
+    from numba.core.options import TargetOptions
+
+    if not hasattr(TargetOptions, "_nrt"):
+        return njit
+
+    def jit(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_nrt", False)
+        return njit(*args, **kwargs)
+
+    return jit
 
 
 def _invalidate_stale_cache() -> None:
