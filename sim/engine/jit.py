@@ -43,9 +43,9 @@ def _load_jit() -> tuple[Callable[..., Any], bool]:
 
 def _without_nrt(njit: Callable[..., Any]) -> Callable[..., Any]:
     """``njit`` with NRT off by default (numba's ``_nrt`` option, where it has one)."""
-    from numba.core.options import TargetOptions
+    from numba.core.cpu import CPUTargetOptions
 
-    if not hasattr(TargetOptions, "_nrt"):
+    if not hasattr(CPUTargetOptions, "_nrt"):
         return njit
 
     def jit(*args: Any, **kwargs: Any) -> Any:
