@@ -52,7 +52,8 @@ class _Tally:
 
     def __call__(self, batch: Finished) -> None:
         for d, stats in enumerate(self.stats):
-            stats.add(batch.select(batch.dep == d))
+            mine = batch.dep == d
+            stats.add(batch if mine.all() else batch.select(mine))
         self.timeline.add(batch)
         if self.parts is not None:
             self.parts.append(batch)

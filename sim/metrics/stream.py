@@ -40,9 +40,9 @@ class Sketch:
     bucket keys of an array are computed with numpy by the sketch's own
     logarithmic mapping (``LogarithmicMapping.key``: ``ceil(log2(v) · m) + offset``
     with ``m = ln 2 / ln γ``, ``log2(v)`` computed as ``ln(v) / ln 2`` as
-    ``math.log(v, 2)`` does) and each distinct
-    key is added once with its count, so millions of values cost a few
-    vectorised passes.  Values ``<= 0`` go to the sketch's zero bucket.
+    ``math.log(v, 2)`` does) and counted in a numpy array; each distinct key
+    reaches the store once, with its count, when a quantile or a merge needs
+    it — so millions of values in many batches cost a few vectorised passes.  Values ``<= 0`` go to the sketch's zero bucket.
     """
 
     def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY):
@@ -53,6 +53,9 @@ class Sketch:
         self._multiplier = float(mapping._multiplier)
         self._offset = float(mapping._offset)
         self._min_possible = float(mapping.min_possible)
+        # bucket counts not yet in the store: _pending[k] is key _base + k's
+        self._base = 0
+        self._pending: NDArray[np.int64] | None = None
 
     @property
     def count(self) -> int:
@@ -71,10 +74,7 @@ class Sketch:
         if pos.size:
             log2 = np.log(pos) / _LN2
             keys = (np.ceil(log2 * self._multiplier) + self._offset).astype(np.int64)
-            uniq, counts = np.unique(keys, return_counts=True)
-            store = dd._store
-            for key, n in zip(uniq.tolist(), counts.tolist(), strict=True):
-                store.add(key, float(n))
+            self._count_keys(keys)
             dd._min = min(dd._min, float(pos.min()))
             dd._max = max(dd._max, float(pos.max()))
         dd._zero_count += zeros
@@ -83,13 +83,45 @@ class Sketch:
             dd._max = max(dd._max, 0.0)
         dd._count += float(v.size)
 
+    def _count_keys(self, keys: NDArray[np.int64]) -> None:
+        """Add one to each key's pending count (dense, from key ``_base``)."""
+        lo, hi = int(keys.min()), int(keys.max())
+        if self._pending is None:
+            self._base, self._pending = lo, np.zeros(hi - lo + 1, np.int64)
+        elif lo < self._base or hi >= self._base + len(self._pending):
+            base = min(lo, self._base)
+            grown = np.zeros(max(hi, self._base + len(self._pending) - 1) - base + 1, np.int64)
+            grown[self._base - base : self._base - base + len(self._pending)] = self._pending
+            self._base, self._pending = base, grown
+        counts = np.bincount(keys - lo)
+        self._pending[lo - self._base : lo - self._base + len(counts)] += counts
+
+    def _flush(self) -> None:
+        """Hand the pending counts to the sketch's store: one call per distinct key.
+
+        Counts are integers, so adding them up here first, in any order, leaves
+        the store's bins exactly as adding each batch's would.
+        """
+        if self._pending is None:
+            return
+        nz = np.flatnonzero(self._pending)
+        if len(nz) > 1:  # the two ends first: the store then extends its range once
+            nz = np.concatenate([nz[[0, -1]], nz[1:-1]])
+        store = self.dd._store
+        for key, n in zip((nz + self._base).tolist(), self._pending[nz].tolist(), strict=True):
+            store.add(key, float(n))
+        self._pending = None
+
     def merge(self, other: Sketch) -> None:
+        self._flush()
+        other._flush()
         self.dd.merge(other.dd)
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (``0 <= q <= 1``); None if the sketch is empty."""
         if self.dd.count == 0:
             return None
+        self._flush()
         # exact at the ends: the sketch keeps its minimum and maximum
         if q <= 0.0:
             return float(self.dd._min)
