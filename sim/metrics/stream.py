@@ -254,9 +254,9 @@ class RequestStats:
         self.output_tokens += int(batch.out.sum())
         self.ok_input_tokens += int(batch.inp[ok].sum())
         self.ok_output_tokens += int(batch.out[ok].sum())
-        codes, counts = np.unique(batch.status, return_counts=True)
-        for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
-            self.statuses[code] = self.statuses.get(code, 0) + n
+        counts = np.bincount(batch.status)
+        for code in np.flatnonzero(counts).tolist():
+            self.statuses[code] = self.statuses.get(code, 0) + int(counts[code])
         sel = ok & measured
         latency = {name: x[sel] for name, x in batch.latencies().items()}
         self.slo_good += int(slo_good(latency, self.slo).sum())

@@ -47,6 +47,20 @@ def interval_integral(starts: NDArray[np.float64], ends: NDArray[np.float64],
     return np.diff(area)
 
 
+def _groups(keys: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp]]]:
+    """(key, positions holding it) for each distinct key, ascending (keys: nearby ints)."""
+    base = int(keys.min())
+    rel = keys - base
+    order = np.argsort(rel, kind="stable")
+    ends = np.cumsum(np.bincount(rel))
+    out = []
+    start = 0
+    for j in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
+        out.append((base + j, order[start : ends[j]]))
+        start = int(ends[j])
+    return out
+
+
 class TimelineTally:
     """Per-deployment, per-interval latency sketches, in-service time and output tokens."""
 
@@ -61,20 +75,21 @@ class TimelineTally:
         ok = (batch.status == OK) & ~np.isnan(batch.start_t) & ~np.isnan(batch.finish_t)
         latency = batch.latencies()
         step = self.interval
-        for d in np.unique(batch.dep[ok]).tolist():
-            mine = ok & (batch.dep == d)
+        names = {m for _, m, _ in LATENCY_COLUMNS}
+        for d in np.flatnonzero(np.bincount(batch.dep[ok])).tolist():
+            mine = np.flatnonzero(ok & (batch.dep == d))
+            values = {name: latency[name][mine] for name in names}
             arrived = np.floor(batch.arrival[mine] / step).astype(np.int64)
-            for k in np.unique(arrived).tolist():
-                here = arrived == k
-                cell = self.sketches[d].setdefault(
-                    k, {name: Sketch() for name in {m for _, m, _ in LATENCY_COLUMNS}})
+            for k, here in _groups(arrived):
+                cell = self.sketches[d].setdefault(k, {name: Sketch() for name in names})
                 for name, sketch in cell.items():
-                    sketch.add(latency[name][mine][here])
+                    sketch.add(values[name][here])
             finished = np.floor(batch.finish_t[mine] / step).astype(np.int64)
-            ks, where = np.unique(finished, return_inverse=True)
-            sums = np.bincount(where, weights=batch.out[mine].astype(np.float64))
-            for k, n in zip(ks.tolist(), sums.tolist(), strict=True):
-                self.tokens[d][k] += round(n)
+            base = int(finished.min())
+            counts = np.bincount(finished - base)
+            sums = np.bincount(finished - base, weights=batch.out[mine].astype(np.float64))
+            for j in np.flatnonzero(counts).tolist():
+                self.tokens[d][base + j] += round(float(sums[j]))
             self._add_in_service(d, batch.start_t[mine], batch.finish_t[mine])
 
     def _add_in_service(self, d: int, start: NDArray[np.float64],

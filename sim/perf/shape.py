@@ -292,8 +292,9 @@ class Shape:
             "Wi": [roof.weights_read(b) / roof.bandwidth for b in batches],
             "G": [roof.gemm_flops(x) if x > 0 else 1.0 for x in tokens],
             "CM": [roof.comm_time(x) for x in tokens],
-            "PT": [float(roof.prefill_flops_per_token(x)) - roof.linear_flops_per_token
-                   for x in tokens[: max_tokens + 1]],
+            # elementwise, the same floats as one prompt length at a time
+            "PT": roof.prefill_flops_per_token(np.arange(max_tokens + 1, dtype=float))
+                  - roof.linear_flops_per_token,
             "Mr": [r[0] for r in raw], "Cr": [r[2] for r in raw],
         }
         cr = [0.0] * (max_tokens + 1)
