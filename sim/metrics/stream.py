@@ -42,7 +42,8 @@ class Sketch:
     with ``m = ln 2 / ln γ``, ``log2(v)`` computed as ``ln(v) / ln 2`` as
     ``math.log(v, 2)`` does) and counted in a numpy array; each distinct key
     reaches the store once, with its count, when a quantile or a merge needs
-    it — so millions of values in many batches cost a few vectorised passes.  Values ``<= 0`` go to the sketch's zero bucket.
+    it — so millions of values in many batches cost a few vectorised passes.
+    Values ``<= 0`` go to the sketch's zero bucket.
     """
 
     def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY):
