@@ -52,13 +52,10 @@ def _groups(keys: NDArray[np.int64]) -> list[tuple[int, NDArray[np.intp]]]:
     base = int(keys.min())
     rel = keys - base
     order = np.argsort(rel, kind="stable")
-    ends = np.cumsum(np.bincount(rel))
-    out = []
-    start = 0
-    for j in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
-        out.append((base + j, order[start : ends[j]]))
-        start = int(ends[j])
-    return out
+    counts = np.bincount(rel)
+    ends = np.cumsum(counts)
+    return [(base + j, order[ends[j] - counts[j] : ends[j]])
+            for j in np.flatnonzero(counts).tolist()]
 
 
 class TimelineTally:
