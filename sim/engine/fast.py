@@ -46,6 +46,7 @@ from sim.engine.layout import (
     DF_CHUNK,
     DF_M1,
     DF_TOKENS_IN,
+    DI_Q_LEN,
     RF_KV,
     RF_LAST,
     RF_PF_LEFT,
@@ -177,7 +178,7 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
                    d_i, d_f, r_i, r_f, counters,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
             finish_t[q] = first_t[q]
-    if r_i[r, RI_DRAINING] == 0:
+    if r_i[r, RI_DRAINING] == 0 and d_i[d, DI_Q_LEN] > 0:
         fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
         rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
         done)
