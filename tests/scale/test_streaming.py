@@ -30,6 +30,24 @@ def test_vectorised_sketch_buckets_values_as_ddsketch_does():
         assert ours.quantile(q) == pytest.approx(theirs.get_quantile_value(q), rel=1e-12)
 
 
+def test_a_sketch_fed_in_batches_with_quantiles_between_matches_ddsketch():
+    """Pending bucket counts (sim.metrics.stream.Sketch) grow below and above their range
+    and are handed to the store at each quantile; the result is ddsketch's value by value."""
+    rng = np.random.default_rng(5)
+    batches = [rng.lognormal(0.0, 0.5, 3_000), rng.lognormal(-6.0, 1.0, 3_000),
+               rng.lognormal(5.0, 1.0, 3_000), np.array([0.0, 2.5]), rng.lognormal(0.0, 3.0, 3_000)]
+    ours, theirs = Sketch(), DDSketch(RELATIVE_ACCURACY)
+    for k, batch in enumerate(batches):
+        ours.add(batch)
+        for v in batch:
+            theirs.add(float(v))
+        assert ours.count == theirs.count
+        if k in (2, 4):  # three batches pending (range grown down, then up), then two
+            for q in (0.01, 0.5, 0.99):
+                assert ours.quantile(q) == pytest.approx(theirs.get_quantile_value(q),
+                                                         rel=1e-12)
+
+
 def test_sketches_merge_to_the_sketch_of_the_union():
     rng = np.random.default_rng(4)
     values = rng.exponential(2.0, 10_000)
