@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 from numpy.typing import NDArray
 
@@ -36,31 +35,31 @@ OK = 1  # sim.engine.kernel.OK (kept here so metrics do not import the engine)
 class Sketch:
     """A DDSketch fed whole arrays at a time.
 
-    ``ddsketch.DDSketch.add`` takes one value per Python call; here the
-    bucket keys of an array are computed with numpy by the sketch's own
-    logarithmic mapping (``LogarithmicMapping.key``: ``ceil(log2(v) · m) + offset``
-    with ``m = ln 2 / ln γ``, ``log2(v)`` computed as ``ln(v) / ln 2`` as
-    ``math.log(v, 2)`` does) and counted in a numpy array; each distinct key
-    reaches the store once, with its count, when a quantile or a merge needs
-    it — so millions of values in many batches cost a few vectorised passes.
-    Values ``<= 0`` go to the sketch's zero bucket.
+    ``ddsketch.DDSketch.add`` takes one value per Python call, and its dense
+    store walks its bins in Python for each quantile.  Here the bucket keys of
+    an array are computed with numpy by ddsketch's own logarithmic mapping
+    (``LogarithmicMapping.key``: ``ceil(log2(v) · m) + offset`` with
+    ``m = ln 2 / ln γ``, ``log2(v)`` computed as ``ln(v) / ln 2`` as
+    ``math.log(v, 2)`` does) and counted in one dense numpy array; a quantile
+    is ``DDSketch.get_quantile_value``'s — the first key whose running count
+    exceeds the rank ``q · (n − 1)`` (``DenseStore.key_at_rank``), found by a
+    binary search on the cumulative counts, which add the same integers in the
+    same order — mapped back to a value by the same mapping.  Values ``<= 0``
+    count in the zero bucket.  The tests hold it to ddsketch value by value.
     """
 
     def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY):
-        self.dd = DDSketch(relative_accuracy)
-        mapping = self.dd._mapping
-        if not isinstance(mapping, LogarithmicMapping):
-            raise TypeError(f"expected ddsketch's LogarithmicMapping, got {type(mapping)}")
-        self._multiplier = float(mapping._multiplier)
-        self._offset = float(mapping._offset)
-        self._min_possible = float(mapping.min_possible)
-        # bucket counts not yet in the store: _pending[k] is key _base + k's
+        self.mapping = LogarithmicMapping(relative_accuracy)
+        self._multiplier = float(self.mapping._multiplier)
+        self._offset = float(self.mapping._offset)
+        self._min_possible = float(self.mapping.min_possible)
+        self.count = 0
+        self.zero_count = 0
+        self.min, self.max = math.inf, -math.inf
+        # bucket counts: _counts[k] is key _base + k's
         self._base = 0
-        self._pending: NDArray[np.int64] | None = None
-
-    @property
-    def count(self) -> int:
-        return int(self.dd.count)
+        self._counts: NDArray[np.int64] | None = None
+        self._cumulative: NDArray[np.int64] | None = None  # running counts; None when stale
 
     def add(self, values: NDArray[np.float64]) -> None:
         """Count every finite value of ``values``."""
@@ -69,67 +68,60 @@ class Sketch:
         if v.size == 0:
             return
         positive = v > self._min_possible
-        zeros = int(v.size - positive.sum())
         pos = v[positive]
-        dd = self.dd
         if pos.size:
             log2 = np.log(pos) / _LN2
             keys = (np.ceil(log2 * self._multiplier) + self._offset).astype(np.int64)
-            self._count_keys(keys)
-            dd._min = min(dd._min, float(pos.min()))
-            dd._max = max(dd._max, float(pos.max()))
-        dd._zero_count += zeros
+            lo = int(keys.min())
+            self._add_counts(lo, np.bincount(keys - lo))
+            self.min = min(self.min, float(pos.min()))
+            self.max = max(self.max, float(pos.max()))
+        zeros = int(v.size - pos.size)
         if zeros:
-            dd._min = min(dd._min, 0.0)
-            dd._max = max(dd._max, 0.0)
-        dd._count += float(v.size)
+            self.zero_count += zeros
+            self.min, self.max = min(self.min, 0.0), max(self.max, 0.0)
+        self.count += int(v.size)
 
-    def _count_keys(self, keys: NDArray[np.int64]) -> None:
-        """Add one to each key's pending count (dense, from key ``_base``)."""
-        lo, hi = int(keys.min()), int(keys.max())
-        if self._pending is None:
-            self._base, self._pending = lo, np.zeros(hi - lo + 1, np.int64)
-        elif lo < self._base or hi >= self._base + len(self._pending):
-            base = min(lo, self._base)
-            grown = np.zeros(max(hi, self._base + len(self._pending) - 1) - base + 1, np.int64)
-            grown[self._base - base : self._base - base + len(self._pending)] = self._pending
-            self._base, self._pending = base, grown
-        counts = np.bincount(keys - lo)
-        self._pending[lo - self._base : lo - self._base + len(counts)] += counts
-
-    def _flush(self) -> None:
-        """Hand the pending counts to the sketch's store: one call per distinct key.
-
-        Counts are integers, so adding them up here first, in any order, leaves
-        the store's bins exactly as adding each batch's would.
-        """
-        if self._pending is None:
+    def _add_counts(self, lo: int, counts: NDArray[np.int64]) -> None:
+        """Add ``counts[k]`` to key ``lo + k``'s count, growing the dense range as needed."""
+        self._cumulative = None
+        hi = lo + len(counts) - 1
+        if self._counts is None:
+            self._base, self._counts = lo, counts.astype(np.int64, copy=True)
             return
-        nz = np.flatnonzero(self._pending)
-        if len(nz) > 1:  # the two ends first: the store then extends its range once
-            nz = np.concatenate([nz[[0, -1]], nz[1:-1]])
-        store = self.dd._store
-        for key, n in zip((nz + self._base).tolist(), self._pending[nz].tolist(), strict=True):
-            store.add(key, float(n))
-        self._pending = None
+        if lo < self._base or hi >= self._base + len(self._counts):
+            base = min(lo, self._base)
+            grown = np.zeros(max(hi, self._base + len(self._counts) - 1) - base + 1, np.int64)
+            grown[self._base - base : self._base - base + len(self._counts)] = self._counts
+            self._base, self._counts = base, grown
+        self._counts[lo - self._base : lo - self._base + len(counts)] += counts
 
     def merge(self, other: Sketch) -> None:
-        self._flush()
-        other._flush()
-        self.dd.merge(other.dd)
+        """Add ``other``'s values to this sketch (``DDSketch.merge``: counts add up)."""
+        if other._counts is not None:
+            self._add_counts(other._base, other._counts)
+        self.count += other.count
+        self.zero_count += other.zero_count
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (``0 <= q <= 1``); None if the sketch is empty."""
-        if self.dd.count == 0:
+        if self.count == 0:
             return None
-        self._flush()
         # exact at the ends: the sketch keeps its minimum and maximum
         if q <= 0.0:
-            return float(self.dd._min)
+            return self.min
         if q >= 1.0:
-            return float(self.dd._max)
-        value = self.dd.get_quantile_value(q)
-        return None if value is None else float(min(max(value, self.dd._min), self.dd._max))
+            return self.max
+        rank = q * (self.count - 1)
+        if rank < self.zero_count or self._counts is None:
+            return 0.0
+        if self._cumulative is None:
+            self._cumulative = np.cumsum(self._counts)
+        # rank <= n - 1 < the last running count, so some key's count exceeds it
+        i = int(np.searchsorted(self._cumulative, rank - self.zero_count, side="right"))
+        value = float(self.mapping.value(self._base + i))
+        return min(max(value, self.min), self.max)
 
 
 @dataclass

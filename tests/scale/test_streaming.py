@@ -48,6 +48,36 @@ def test_a_sketch_fed_in_batches_with_quantiles_between_matches_ddsketch():
                                                          rel=1e-12)
 
 
+def test_sketch_quantiles_are_ddsketchs_at_every_rank():
+    """Quantiles come from a binary search on running bucket counts, not ddsketch's
+    bin walk: the same value at every rank, bin boundaries and the zero bucket
+    included, after adds and after a merge."""
+    rng = np.random.default_rng(6)
+    values = np.concatenate([np.zeros(7), np.round(rng.lognormal(0.0, 1.5, 2_000), 2),
+                             np.zeros(4)])
+    ours, other, theirs = Sketch(), Sketch(), DDSketch(RELATIVE_ACCURACY)
+    ours.add(values[:900])
+    other.add(values[900:])
+    for v in values:
+        theirs.add(float(v))
+    for merged in (False, True):
+        if merged:
+            ours.merge(other)
+        reference = theirs if merged else DDSketch(RELATIVE_ACCURACY)
+        if not merged:
+            for v in values[:900]:
+                reference.add(float(v))
+        n = reference.count
+        qs = np.concatenate([np.linspace(0.0, 1.0, 1001), np.arange(n) / (n - 1)])
+        for q in qs.tolist():
+            want = reference.get_quantile_value(q)
+            if 0.0 < q < 1.0:
+                want = min(max(want, reference._min), reference._max)
+            else:
+                want = reference._min if q <= 0.0 else reference._max
+            assert ours.quantile(q) == want, q
+
+
 def test_sketches_merge_to_the_sketch_of_the_union():
     rng = np.random.default_rng(4)
     values = rng.exponential(2.0, 10_000)
