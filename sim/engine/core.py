@@ -34,7 +34,7 @@ from sim.engine import kernel as K
 from sim.engine import layout as L
 from sim.engine import prefix_cache as pc
 from sim.engine import routers
-from sim.engine.layout import REQUEST_FIELDS, KernelState
+from sim.engine.layout import KernelState
 from sim.engine.ports import ServiceShape
 from sim.fleet.control import STAGES, ControlPlane
 from sim.metrics.stream import Finished
@@ -45,6 +45,7 @@ ENGINES = L.ENGINES
 KV_ADMISSIONS = L.KV_ADMISSIONS
 _INF = math.inf
 _UNIFORM_BLOCK = 4096
+_FINISHED = frozenset(Finished.__dataclass_fields__) - {"index"}  # the request's columns
 
 
 class Clock(simpy.Environment):
@@ -249,15 +250,11 @@ class Simulation:
             d_i[i, L.DI_PREFIX] = int(p.prefix_caching)
             d_i[i, L.DI_HASH_BLOCK] = p.block_tokens
             d_f[i, L.DF_BAL_ABS], d_f[i, L.DF_BAL_REL] = p.balance_abs, p.balance_rel
-        empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
+        empty_i = np.zeros(0, np.int64)
         randomly = any(p.router == "random" for p in plans)
         caches = self.caches
         state = KernelState(
-            arrival=empty_f, dep=empty_i, inp=empty_i, out=empty_i,
-            attempt_t=empty_f, start_t=empty_f, first_t=empty_f, finish_t=empty_f,
-            status=empty_i, attempts=empty_i, resends=empty_i, n503=empty_i, replica=empty_i,
-            link=empty_i,
-            done=empty_i, gen=empty_i, rq_px=np.zeros((0, L.N_PX), np.int64), pf_tok=empty_i,
+            rq_f=np.zeros((0, L.N_QF)), rq_i=np.zeros((0, L.N_QI), np.int64),
             blk_ids=empty_i,
             d_i=d_i, d_f=d_f, d_M=d_M, d_C=d_C, d_PF=d_PF,
             d_reps=np.full((n_dep, 4), -1, np.int64),
@@ -266,8 +263,7 @@ class Simulation:
             ih_key=np.zeros(0), ih_item=np.zeros(0, np.int64), ih_pos=np.zeros(0, np.int64),
             rt_t=np.zeros(1024), rt_seq=np.zeros(1024, np.int64),
             rt_req=np.zeros(1024, np.int64),
-            pc_r=caches.pc_r, pc_key=caches.key, pc_tok=caches.tok, pc_ref=caches.ref,
-            pc_prev=caches.prev, pc_next=caches.nxt, pc_tab=caches.tab,
+            pc_r=caches.pc_r, pc_s=caches.slots, pc_tab=caches.tab,
             sess_rep=np.zeros(0, np.int64), scratch=np.zeros((2, 4), np.int64),
             ru=self.router_rng.random(_UNIFORM_BLOCK) if randomly else np.zeros(1),
             uniforms=self.jitter_rng.random(_UNIFORM_BLOCK) if clients.jitter else np.zeros(0),
@@ -333,16 +329,17 @@ class Simulation:
             counts, off = counts[order], off[order]
             flat_ids = flat_ids[index_ranges(off, counts)]
             off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        px = np.zeros((len(arrival), L.N_PX), np.int64)
-        px[:, L.PX_OFF], px[:, L.PX_N] = off, counts
-        px[:, L.PX_SESS] = pick(sess, np.int64)
-        return {
-            "arrival": arrival if order is None else arrival[order],
-            "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
-            "inp": pick(inp, np.int64),
-            "out": pick(out, np.int64),
-            "rq_px": px, "blk_ids": flat_ids,
-        }
+        n = len(arrival)
+        rq_f = np.full((n, L.N_QF), np.nan)
+        rq_f[:, L.QF_ARRIVAL] = arrival if order is None else arrival[order]
+        rq_i = np.zeros((n, L.N_QI), np.int64)
+        rq_i[:, L.QI_DEP] = pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)],
+                                 np.int64)
+        rq_i[:, L.QI_IN], rq_i[:, L.QI_OUT] = pick(inp, np.int64), pick(out, np.int64)
+        rq_i[:, L.QI_REPLICA] = rq_i[:, L.QI_LINK] = -1
+        rq_i[:, L.PX_OFF], rq_i[:, L.PX_N] = off, counts
+        rq_i[:, L.PX_SESS] = pick(sess, np.int64)
+        return {"rq_f": rq_f, "rq_i": rq_i, "blk_ids": flat_ids}
 
     def _prefixes(self, d: int, p: DeploymentPlan, w: Any, n_blocks: list[np.ndarray],
                   ids: list[np.ndarray], sess: list[np.ndarray], n: int = 0) -> None:
@@ -383,42 +380,27 @@ class Simulation:
         keep = s.status == L.IN_FLIGHT
         self._harvest(~keep)
         new = self._window(self._loaded_until, t1)
-        n_new = len(new["arrival"])
+        new_i = new["rq_i"]
+        n_new = len(new_i)
         kept = np.flatnonzero(keep)
         n_keep = len(kept)
         # renumber: kept request kept[j] becomes j; finished ones -1 (never referenced)
         renumber = np.full(n_old + 1, -1, np.int64)  # renumber[-1] = renumber[n_old] = -1
         renumber[kept] = np.arange(n_keep)
-        nan = np.full(n_new, np.nan)
-
-        def joined(old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-            return np.concatenate([old[kept], fresh]) if n_keep else fresh
-
+        kept_i = s.rq_i[kept]
+        link = kept_i[:, L.QI_LINK]
+        kept_i[:, L.QI_LINK] = np.where(link >= 0, renumber[link], link)  # markers (< -1) kept
         # chains of block ids: the kept requests' first, then the new ones
-        kept_px = s.rq_px[kept]
-        gather = index_ranges(kept_px[:, L.PX_OFF], kept_px[:, L.PX_N])
+        gather = index_ranges(kept_i[:, L.PX_OFF], kept_i[:, L.PX_N])
         s.blk_ids = np.concatenate([s.blk_ids[gather], new["blk_ids"]])
-        kept_px[:, L.PX_OFF] = np.cumsum(kept_px[:, L.PX_N]) - kept_px[:, L.PX_N]
-        new["rq_px"][:, L.PX_OFF] += len(gather)
-        s.rq_px = kept_px
+        kept_i[:, L.PX_OFF] = np.cumsum(kept_i[:, L.PX_N]) - kept_i[:, L.PX_N]
+        new_i[:, L.PX_OFF] += len(gather)
         if len(self.sessions) > len(s.sess_rep):
             grown = np.full(max(len(self.sessions), 2 * len(s.sess_rep)), -1, np.int64)
             grown[: len(s.sess_rep)] = s.sess_rep
             s.sess_rep = grown
-        for name in REQUEST_FIELDS:
-            if name == "rq_px":
-                s.rq_px = np.concatenate([kept_px, new["rq_px"]]) if n_keep else new["rq_px"]
-            elif name in new:
-                setattr(s, name, joined(getattr(s, name), new[name]))
-            elif name in ("attempt_t", "start_t", "first_t", "finish_t"):
-                setattr(s, name, joined(getattr(s, name), nan.copy()))
-            elif name in ("replica", "link"):
-                old = getattr(s, name)
-                if name == "link":  # keep markers (< -1) as they are
-                    old = np.where(old >= 0, renumber[old], old)
-                setattr(s, name, joined(old, np.full(n_new, -1, np.int64)))
-            else:
-                setattr(s, name, joined(getattr(s, name), np.zeros(n_new, np.int64)))
+        s.rq_i = np.concatenate([kept_i, new_i]) if n_keep else new_i
+        s.rq_f = np.concatenate([s.rq_f[kept], new["rq_f"]]) if n_keep else new["rq_f"]
         self._index = np.concatenate(
             [self._index[kept], self._loaded + np.arange(n_new, dtype=np.int64)]
         )
@@ -441,7 +423,7 @@ class Simulation:
     def _harvest(self, done: np.ndarray) -> None:
         """Hand the requests of rows ``done`` to ``on_finished``."""
         s = self.state
-        done = np.flatnonzero(done)  # the rows once, for the fourteen columns taken
+        done = np.flatnonzero(done)
         if not len(done):
             return
         finished = s.finish_t[done]
@@ -449,12 +431,12 @@ class Simulation:
         if len(finished):
             self._last_finish = max(self._last_finish, float(finished.max()))
         if self.on_finished is not None:
+            # the rows once, as contiguous columns
+            cols = {"rq_f": s.rq_f[done].T.copy(), "rq_i": s.rq_i[done].T.copy()}
             self.on_finished(Finished(
-                dep=s.dep[done], arrival=s.arrival[done], attempt_t=s.attempt_t[done],
-                start_t=s.start_t[done], first_t=s.first_t[done], finish_t=s.finish_t[done],
-                status=s.status[done], attempts=s.attempts[done], inp=s.inp[done],
-                out=s.out[done], replica=s.replica[done], index=self._index[done],
-                n503=s.n503[done], cached=s.rq_px[done, L.PX_CACHED],
+                **{name: cols[array][col]
+                   for name, (array, col) in L.REQUEST_COLUMNS.items() if name in _FINISHED},
+                index=self._index[done],
             ))
 
     # -- the control plane's hands on the request path ---------------------
@@ -526,8 +508,7 @@ class Simulation:
             else:
                 c.add_replica(r, slots)
         s = self.state
-        s.pc_r, s.pc_key, s.pc_tok, s.pc_ref = c.pc_r, c.key, c.tok, c.ref
-        s.pc_prev, s.pc_next, s.pc_tab = c.prev, c.nxt, c.tab
+        s.pc_r, s.pc_s, s.pc_tab = c.pc_r, c.slots, c.tab
 
     def _drop_cache(self, r: int) -> None:
         """Replica ``r`` stopped: its cache is lost, its region free for another."""
@@ -577,7 +558,7 @@ class Simulation:
         q = int(s.r_i[r, L.RI_PF_HEAD])
         while q >= 0:
             lost.append(q)
-            q = int(s.link[q])
+            q = int(s.rq_i[q, L.QI_LINK])
         off, n_dec = int(s.r_i[r, L.RI_HEAP_OFF]), int(s.r_i[r, L.RI_HEAP_N])
         lost.extend(int(q) for q in s.hr[off : off + n_dec])
         dep = int(s.r_i[r, L.RI_DEP])
@@ -595,13 +576,13 @@ class Simulation:
         K.ih_update(s.ih_key, s.ih_item, s.ih_pos, self.n_replicas, r, _INF)
         self._drop_cache(r)
         for q in sorted(lost):
-            s.start_t[q] = s.first_t[q] = np.nan
-            s.replica[q] = -1
-            s.done[q] = s.gen[q] = 0  # sent again from scratch
-            s.rq_px[q, L.PX_PINNED] = s.rq_px[q, L.PX_HIT] = s.rq_px[q, L.PX_CACHED] = 0
+            s.rq_f[q, L.QF_START] = s.rq_f[q, L.QF_FIRST] = np.nan
+            s.rq_i[q, L.QI_REPLICA] = -1
+            s.rq_i[q, L.QI_DONE] = s.rq_i[q, L.QI_GEN] = 0  # sent again from scratch
+            s.rq_i[q, [L.PX_PINNED, L.PX_HIT, L.PX_CACHED]] = 0
             if s.counters[L.C_RETRY_SIZE] >= len(s.rt_t):
                 self._grow_retries()
-            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.link, s.resends, s.counters)
+            K.retry_now(q, t, s.rt_t, s.rt_seq, s.rt_req, s.rq_i, s.counters)
         s.d_i[dep, L.DI_RESENDS] += len(lost)
         return len(lost)
 

@@ -45,6 +45,14 @@ from sim.engine.layout import (
     DI_KVCAP,
     DI_MNBT,
     DI_PREEMPTIONS,
+    QF_FIRST,
+    QF_START,
+    QI_DONE,
+    QI_GEN,
+    QI_IN,
+    QI_LINK,
+    QI_OUT,
+    QI_REPLICA,
     RF_CTX,
     RF_RUN_KV0,
     RF_RUN_PKV,
@@ -66,8 +74,8 @@ INF = np.inf
 
 
 @njit(cache=True)
-def _new_blocks(r: int, d: int, k: int, inp: np.ndarray, out: np.ndarray, r_f: np.ndarray,
-                r_i: np.ndarray, hv: np.ndarray, hr: np.ndarray, d_i: np.ndarray) -> int:
+def _new_blocks(r: int, d: int, k: int, rq_i: np.ndarray, r_f: np.ndarray, r_i: np.ndarray,
+                hv: np.ndarray, hr: np.ndarray, d_i: np.ndarray) -> int:
     """Blocks the decoding requests of ``r`` allocate over their next ``k`` iterations."""
     block = d_i[d, DI_BLOCK]
     off = r_i[r, RI_HEAP_OFF]
@@ -76,7 +84,8 @@ def _new_blocks(r: int, d: int, k: int, inp: np.ndarray, out: np.ndarray, r_f: n
     for j in range(r_i[r, RI_HEAP_N]):
         q = hr[off + j]
         left = int(hv[off + j] - vt)  # iterations it has left
-        cached = inp[q] + out[q] - left - 1  # prompt + produced tokens, less the newest
+        # prompt + produced tokens, less the newest
+        cached = rq_i[q, QI_IN] + rq_i[q, QI_OUT] - left - 1
         first = (cached + block - 1) // block * block - cached + 1  # iteration needing a block
         if k >= first:
             total += (k - first) // block + 1
@@ -84,13 +93,10 @@ def _new_blocks(r: int, d: int, k: int, inp: np.ndarray, out: np.ndarray, r_f: n
 
 
 @njit(cache=True)
-def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
-                    out: np.ndarray, start_t: np.ndarray, replica: np.ndarray,
-                    done: np.ndarray, gen: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-                    r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def _preempt_newest(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+                    d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray,
+                    hr: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray, pc_r: np.ndarray,
+                    pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Preempt ``r``'s newest request (latest admitted): free its blocks, queue it first."""
     off = r_i[r, RI_HEAP_OFF]
     n_dec = r_i[r, RI_HEAP_N]
@@ -98,14 +104,14 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
     where = -1  # -1: prefill list; else its slot in the decode heap
     q = r_i[r, RI_PF_HEAD]
     while q >= 0:
-        if victim < 0 or start_t[q] > start_t[victim] or (
-                start_t[q] == start_t[victim] and q > victim):
+        if victim < 0 or rq_f[q, QF_START] > rq_f[victim, QF_START] or (
+                rq_f[q, QF_START] == rq_f[victim, QF_START] and q > victim):
             victim = q
-        q = link[q]
+        q = rq_i[q, QI_LINK]
     for j in range(n_dec):
         q = hr[off + j]
-        if victim < 0 or start_t[q] > start_t[victim] or (
-                start_t[q] == start_t[victim] and q > victim):
+        if victim < 0 or rq_f[q, QF_START] > rq_f[victim, QF_START] or (
+                rq_f[q, QF_START] == rq_f[victim, QF_START] and q > victim):
             victim = q
             where = j
     if where < 0:
@@ -114,20 +120,20 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
         q = r_i[r, RI_PF_HEAD]
         while q != victim:
             prev = q
-            q = link[q]
+            q = rq_i[q, QI_LINK]
         if prev < 0:
-            r_i[r, RI_PF_HEAD] = link[victim]
+            r_i[r, RI_PF_HEAD] = rq_i[victim, QI_LINK]
         else:
-            link[prev] = link[victim]
+            rq_i[prev, QI_LINK] = rq_i[victim, QI_LINK]
         if r_i[r, RI_PF_TAIL] == victim:
             r_i[r, RI_PF_TAIL] = prev
-        held = kv_need(d, victim, inp, out, gen, d_i)
+        held = kv_need(d, victim, rq_i, d_i)
     else:
         left = int(hv[off + where] - r_f[r, RF_VTIME])
-        g = out[victim] - left
-        held = kv_held(d, victim, g, inp, out, d_i)
-        r_f[r, RF_CTX] -= inp[victim] + g
-        gen[victim] = g
+        g = rq_i[victim, QI_OUT] - left
+        held = kv_held(d, victim, g, rq_i, d_i)
+        r_f[r, RF_CTX] -= rq_i[victim, QI_IN] + g
+        rq_i[victim, QI_GEN] = g
         # rebuild the heap without it
         n = 0
         for j in range(n_dec):
@@ -141,33 +147,27 @@ def _preempt_newest(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray,
             qq = hr[off + j]
             dh_push(hv, hr, off, j, v, qq)
         r_i[r, RI_HEAP_N] = n
-    done[victim] = 0
-    replica[victim] = -1
-    leave(r, d, t, held, d_i, d_f, r_i, r_f, victim, rq_px, pf_tok, blk_ids, sess_rep, pc_r,
-          pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+    rq_i[victim, QI_DONE] = 0
+    rq_i[victim, QI_REPLICA] = -1
+    leave(r, d, t, held, d_i, d_f, r_i, r_f, victim, rq_i, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     d_i[d, DI_PREEMPTIONS] += 1
-    enqueue(victim, d, t, True, link, d_i, d_f)
+    enqueue(victim, d, t, True, rq_i, d_i, d_f)
 
 
 @njit(cache=True)
-def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-             start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
-             d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-             d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-             hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-             ih_pos: np.ndarray, n_rep_heap: int,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def schedule(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+             d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
+             r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray,
+             ih_item: np.ndarray, ih_pos: np.ndarray, n_rep_heap: int, blk_ids: np.ndarray,
+             sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Start replica ``r``'s next iterations at ``t`` (or leave it idle)."""
     grow = d_i[d, DI_GROW] == 1
     if grow:
         block = d_i[d, DI_BLOCK]
-        while r_i[r, RI_HEAP_N] > 0 and _new_blocks(r, d, 1, inp, out, r_f, r_i, hv, hr, d_i) > (
+        while r_i[r, RI_HEAP_N] > 0 and _new_blocks(r, d, 1, rq_i, r_f, r_i, hv, hr, d_i) > (
                 d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES]) // block:
-            _preempt_newest(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f,
-                            r_i, r_f, hv, hr,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+            _preempt_newest(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, hv, hr, blk_ids, sess_rep,
+                            pc_r, pc_s, pc_tab)
     b = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
     if b == 0 and head < 0:
@@ -179,11 +179,11 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
     pkv = 0.0
     q = head
     while q >= 0 and p < budget:
-        rem = inp[q] + gen[q] - done[q]
+        rem = rq_i[q, QI_IN] + rq_i[q, QI_GEN] - rq_i[q, QI_DONE]
         take = rem if rem < budget - p else budget - p
-        pkv += take * done[q]
+        pkv += take * rq_i[q, QI_DONE]
         p += take
-        q = link[q]
+        q = rq_i[q, QI_LINK]
     k = 1
     if p == 0:
         k = int(hv[r_i[r, RI_HEAP_OFF]] - r_f[r, RF_VTIME])  # until the next decode finishes
@@ -191,25 +191,24 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
             k = 1
         if grow:
             free = (d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES]) // d_i[d, DI_BLOCK]
-            if _new_blocks(r, d, k, inp, out, r_f, r_i, hv, hr, d_i) > free:
+            if _new_blocks(r, d, k, rq_i, r_f, r_i, hv, hr, d_i) > free:
                 lo, hi = 1, k  # need(lo) <= free < need(hi)
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    if _new_blocks(r, d, mid, inp, out, r_f, r_i, hv, hr, d_i) > free:
+                    if _new_blocks(r, d, mid, rq_i, r_f, r_i, hv, hr, d_i) > free:
                         hi = mid
                     else:
                         lo = mid
                 k = lo
     if grow:  # the run's blocks are taken now, so admissions see them
-        r_i[r, RI_KV_RES] += _new_blocks(r, d, k, inp, out, r_f, r_i, hv, hr, d_i) * (
+        r_i[r, RI_KV_RES] += _new_blocks(r, d, k, rq_i, r_f, r_i, hv, hr, d_i) * (
             d_i[d, DI_BLOCK])
     if p > 0:
         end = t + iter_time(d, b, r_f[r, RF_CTX], p, pkv, d_M, d_C, d_f, d_PF)
     else:
         end = t + decode_run(d, b, r_f[r, RF_CTX], k, d_M, d_C, d_f, d_PF)
     if grow:  # free cached blocks make room for the blocks decode takes
-        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
-               pc_next, pc_tab)
+        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_s, pc_tab)
     r_i[r, RI_RUN_K] = k
     r_i[r, RI_RUN_P] = p
     r_f[r, RF_RUN_T0] = t
@@ -219,22 +218,17 @@ def schedule(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: n
 
 
 @njit(cache=True)
-def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          start_t: np.ndarray, replica: np.ndarray, done: np.ndarray, gen: np.ndarray,
-          d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-          hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-          ih_pos: np.ndarray, n_rep_heap: int,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def touch(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
+          r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+          ih_pos: np.ndarray, n_rep_heap: int, blk_ids: np.ndarray, sess_rep: np.ndarray,
+          pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r`` has admitted work at ``t``: start an idle one, or end its run of
     decode iterations at the first boundary after ``t`` so the work joins the next one."""
     k = r_i[r, RI_RUN_K]
     if k == 0:
-        schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-                 d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        schedule(r, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
+                 ih_pos, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
         return
     if k == 1 or r_i[r, RI_RUN_P] > 0:
         return
@@ -252,24 +246,19 @@ def touch(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     j = hi
     end = t0 + decode_run(d, b, kv0, j, d_M, d_C, d_f, d_PF)
     if d_i[d, DI_GROW] == 1 and j < k:  # give back the blocks of the iterations cut off
-        r_i[r, RI_KV_RES] -= (_new_blocks(r, d, k, inp, out, r_f, r_i, hv, hr, d_i)
-                              - _new_blocks(r, d, j, inp, out, r_f, r_i, hv, hr, d_i)) * (
+        r_i[r, RI_KV_RES] -= (_new_blocks(r, d, k, rq_i, r_f, r_i, hv, hr, d_i)
+                              - _new_blocks(r, d, j, rq_i, r_f, r_i, hv, hr, d_i)) * (
             d_i[d, DI_BLOCK])
     r_i[r, RI_RUN_K] = j
     ih_update(ih_key, ih_item, ih_pos, n_rep_heap, r, end)
 
 
 @njit(cache=True)
-def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          gen: np.ndarray, done: np.ndarray, start_t: np.ndarray,
-          first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray,
-          d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-          d_PF: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-          hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
-          ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def event(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
+          r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+          ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int, blk_ids: np.ndarray,
+          sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Replica ``r``'s scheduled iterations end at ``t``: hand out their tokens, go on."""
     k = r_i[r, RI_RUN_K]
     b = r_i[r, RI_HEAP_N]
@@ -282,44 +271,38 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     while r_i[r, RI_HEAP_N] > 0 and hv[off] <= vt:
         q = dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
         r_i[r, RI_HEAP_N] -= 1
-        r_f[r, RF_CTX] -= inp[q] + out[q]
-        finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-               d_i, d_f, r_i, r_f, counters,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        r_f[r, RF_CTX] -= rq_i[q, QI_IN] + rq_i[q, QI_OUT]
+        finish(q, r, d, t, kv_held(d, q, rq_i[q, QI_OUT], rq_i, d_i), rq_f, rq_i, d_i, d_f, r_i,
+               r_f, counters, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     # the iteration's prefill chunks, in the order they were scheduled
     left = r_i[r, RI_RUN_P]
     while left > 0:
         q = r_i[r, RI_PF_HEAD]
-        target = inp[q] + gen[q]
-        take = target - done[q]
+        target = rq_i[q, QI_IN] + rq_i[q, QI_GEN]
+        take = target - rq_i[q, QI_DONE]
         if take > left:
             take = left
-        done[q] += take
+        rq_i[q, QI_DONE] += take
         left -= take
-        if done[q] < target:
+        if rq_i[q, QI_DONE] < target:
             break
-        nxt = link[q]
+        nxt = rq_i[q, QI_LINK]
         r_i[r, RI_PF_HEAD] = nxt
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
-        g = gen[q] + 1  # the iteration that completes the prefill produces a token
-        prefilled(q, r, d, gen[q] == 0, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok,
-                  pc_ref, pc_prev, pc_next, pc_tab)
-        if gen[q] == 0:
-            first_t[q] = t
-            d_f[d, DF_TOKENS_IN] += inp[q]
-        if g < out[q]:
-            dh_push(hv, hr, off, r_i[r, RI_HEAP_N], vt + (out[q] - g), q)
+        g = rq_i[q, QI_GEN] + 1  # the iteration that completes the prefill produces a token
+        prefilled(q, r, d, rq_i[q, QI_GEN] == 0, rq_i, d_i, d_f, blk_ids, pc_r, pc_s, pc_tab)
+        if rq_i[q, QI_GEN] == 0:
+            rq_f[q, QF_FIRST] = t
+            d_f[d, DF_TOKENS_IN] += rq_i[q, QI_IN]
+        if g < rq_i[q, QI_OUT]:
+            dh_push(hv, hr, off, r_i[r, RI_HEAP_N], vt + (rq_i[q, QI_OUT] - g), q)
             r_i[r, RI_HEAP_N] += 1
-            r_f[r, RF_CTX] += inp[q] + g
+            r_f[r, RF_CTX] += rq_i[q, QI_IN] + g
         else:
-            finish(q, r, d, t, kv_held(d, q, g, inp, out, d_i), finish_t, status, out,
-                   d_i, d_f, r_i, r_f, counters,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+            finish(q, r, d, t, kv_held(d, q, g, rq_i, d_i), rq_f, rq_i, d_i, d_f, r_i, r_f,
+                   counters, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     if r_i[r, RI_DRAINING] == 0:
-        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-    schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M, d_C,
-             d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        fill(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
+    schedule(r, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
+             ih_pos, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s, pc_tab)

@@ -47,6 +47,12 @@ from sim.engine.layout import (
     DF_M1,
     DF_TOKENS_IN,
     DI_Q_LEN,
+    QF_FINISH,
+    QF_FIRST,
+    QI_IN,
+    QI_LINK,
+    QI_OUT,
+    QI_PF_TOK,
     RF_KV,
     RF_LAST,
     RF_PF_LEFT,
@@ -89,10 +95,9 @@ def advance(r: int, t: float, r_i: np.ndarray, r_f: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def admitted(r: int, q: int, t: float, pf_tok: np.ndarray, r_i: np.ndarray,
-             r_f: np.ndarray) -> None:
+def admitted(r: int, q: int, t: float, rq_i: np.ndarray, r_i: np.ndarray, r_f: np.ndarray) -> None:
     """Request ``q`` has joined ``r``'s prefill list at ``t`` (``r`` advanced to ``t``);
-    ``pf_tok[q]``: the prompt tokens its prefill computes (those not in the cache).
+    its ``pf_tok``: the prompt tokens its prefill computes (those not in the cache).
 
     On a busy replica its tokens count from the current iteration's end.
     """
@@ -104,11 +109,11 @@ def admitted(r: int, q: int, t: float, pf_tok: np.ndarray, r_i: np.ndarray,
         if PHASE_EPS < phase < 1.0 - PHASE_EPS:
             wait = (1.0 - phase) / r_f[r, RF_RATE_D]
     if wait == 0.0:
-        r_f[r, RF_PF_PEND] += pf_tok[q]
+        r_f[r, RF_PF_PEND] += rq_i[q, QI_PF_TOK]
     else:
         if r_f[r, RF_PF_NEW] == 0.0:
             r_f[r, RF_PF_START] = t + wait
-        r_f[r, RF_PF_NEW] += pf_tok[q]
+        r_f[r, RF_PF_NEW] += rq_i[q, QI_PF_TOK]
 
 
 @njit(cache=True)
@@ -120,16 +125,11 @@ def _merge(r: int, t: float, r_f: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-          gen: np.ndarray, start_t: np.ndarray, first_t: np.ndarray,
-          finish_t: np.ndarray, status: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
-          r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
-          ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, counters: np.ndarray,
-          n_rep_heap: int,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
+def event(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
+          r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+          ih_pos: np.ndarray, counters: np.ndarray, n_rep_heap: int, blk_ids: np.ndarray,
+          sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """A prefill or a decode finished on replica ``r`` at ``t`` (or a prefill may start)."""
     advance(r, t, r_i, r_f)
     slack = TIME_EPS * (t if t > 1.0 else 1.0)
@@ -141,76 +141,67 @@ def event(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.n
     ):
         q = dh_pop(hv, hr, off, r_i[r, RI_HEAP_N])
         r_i[r, RI_HEAP_N] -= 1
-        r_f[r, RF_KV] -= inp[q] + 0.5 * out[q]
-        finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-               d_i, d_f, r_i, r_f, counters,
-               rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next,
-               pc_tab)
+        r_f[r, RF_KV] -= rq_i[q, QI_IN] + 0.5 * rq_i[q, QI_OUT]
+        finish(q, r, d, t, kv_held(d, q, rq_i[q, QI_OUT], rq_i, d_i), rq_f, rq_i, d_i, d_f, r_i,
+               r_f, counters, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     # prefills that are done (FCFS: only the head progresses)
     while r_i[r, RI_PF_HEAD] >= 0 and r_f[r, RF_PF_LEFT] <= r_f[r, RF_RATE_P] * slack:
         q = r_i[r, RI_PF_HEAD]
-        nxt = link[q]
+        nxt = rq_i[q, QI_LINK]
         r_i[r, RI_PF_HEAD] = nxt
-        r_f[r, RF_PF_PEND] -= pf_tok[q]
+        r_f[r, RF_PF_PEND] -= rq_i[q, QI_PF_TOK]
         if nxt < 0:
             r_i[r, RI_PF_TAIL] = -1
             r_f[r, RF_PF_PEND] = r_f[r, RF_PF_NEW] = 0.0
         else:
-            r_f[r, RF_PF_LEFT] = pf_tok[nxt]
+            r_f[r, RF_PF_LEFT] = rq_i[nxt, QI_PF_TOK]
         # the first token comes at the end of the current iteration
         v = r_f[r, RF_VTIME]
         boundary = v
-        first_t[q] = t
+        rq_f[q, QF_FIRST] = t
         if r_f[r, RF_RATE_D] > 0.0:
             phase = v - math.floor(v)
             if PHASE_EPS < phase < 1.0 - PHASE_EPS:
                 boundary = math.floor(v) + 1.0
-                first_t[q] = t + (1.0 - phase) / r_f[r, RF_RATE_D]
-        d_f[d, DF_TOKENS_IN] += inp[q]
-        prefilled(q, r, d, True, inp, d_i, d_f, rq_px, blk_ids, pc_r, pc_key, pc_tok, pc_ref,
-                  pc_prev, pc_next, pc_tab)
-        if out[q] > 1:
-            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N], boundary + (out[q] - 1), q)
+                rq_f[q, QF_FIRST] = t + (1.0 - phase) / r_f[r, RF_RATE_D]
+        d_f[d, DF_TOKENS_IN] += rq_i[q, QI_IN]
+        prefilled(q, r, d, True, rq_i, d_i, d_f, blk_ids, pc_r, pc_s, pc_tab)
+        if rq_i[q, QI_OUT] > 1:
+            dh_push(hv, hr, r_i[r, RI_HEAP_OFF], r_i[r, RI_HEAP_N],
+                    boundary + (rq_i[q, QI_OUT] - 1), q)
             r_i[r, RI_HEAP_N] += 1
-            r_f[r, RF_KV] += inp[q] + 0.5 * out[q]
+            r_f[r, RF_KV] += rq_i[q, QI_IN] + 0.5 * rq_i[q, QI_OUT]
         else:
-            finish(q, r, d, t, kv_held(d, q, out[q], inp, out, d_i), finish_t, status, out,
-                   d_i, d_f, r_i, r_f, counters,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
-            finish_t[q] = first_t[q]
+            finish(q, r, d, t, kv_held(d, q, rq_i[q, QI_OUT], rq_i, d_i), rq_f, rq_i, d_i, d_f, r_i,
+                   r_f, counters, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
+            rq_f[q, QF_FINISH] = rq_f[q, QF_FIRST]
     if r_i[r, RI_DRAINING] == 0 and d_i[d, DI_Q_LEN] > 0:
-        fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-    reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item, ih_pos,
-               n_rep_heap, pf_tok, link)
+        fill_fast(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
+    reschedule(r, d, t, d_M, d_C, d_PF, d_f, rq_i, r_i, r_f, hv, ih_key, ih_item, ih_pos,
+               n_rep_heap)
 
 
 @njit(cache=True)
-def fill_fast(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-              gen: np.ndarray, start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray,
-              d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, done: np.ndarray) -> None:
+def fill_fast(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+              d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, blk_ids: np.ndarray,
+              sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
+              pc_tab: np.ndarray) -> None:
     """:func:`sim.engine.service.fill`, then :func:`admitted` for each admitted request."""
     tail = r_i[r, RI_PF_TAIL]
-    fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
+    fill(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     if tail >= 0 and tail == r_i[r, RI_PF_TAIL]:
         return  # nothing admitted
-    q = link[tail] if tail >= 0 else r_i[r, RI_PF_HEAD]
+    q = rq_i[tail, QI_LINK] if tail >= 0 else r_i[r, RI_PF_HEAD]
     while q >= 0:
-        admitted(r, q, t, pf_tok, r_i, r_f)
-        q = link[q]
+        admitted(r, q, t, rq_i, r_i, r_f)
+        q = rq_i[q, QI_LINK]
 
 
 @njit(cache=True)
 def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
-               d_f: np.ndarray, inp: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-               hv: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-               n_rep_heap: int, pf_tok: np.ndarray, link: np.ndarray) -> None:
+               d_f: np.ndarray, rq_i: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray,
+               ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
+               n_rep_heap: int) -> None:
     """Recompute replica ``r``'s rates and its next event's time."""
     n_dec = r_i[r, RI_HEAP_N]
     head = r_i[r, RI_PF_HEAD]
@@ -236,7 +227,7 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         r_f[r, RF_RATE_P] = r_f[r, RF_PF_X] * r_f[r, RF_RATE_D] if (
             head >= 0 and not waiting) else 0.0
     elif head >= 0 and not waiting:
-        pending = r_f[r, RF_PF_PEND] - (pf_tok[head] - r_f[r, RF_PF_LEFT])
+        pending = r_f[r, RF_PF_PEND] - (rq_i[head, QI_PF_TOK] - r_f[r, RF_PF_LEFT])
         x = d_f[d, DF_CHUNK] - n_dec
         if pending < x:
             x = pending
@@ -254,11 +245,11 @@ def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF:
         left = r_f[r, RF_PF_LEFT]
         while q >= 0 and rest > 0.0:
             take = left if left < rest else rest
-            pkv += take * (inp[q] - left)
+            pkv += take * (rq_i[q, QI_IN] - left)
             rest -= take
-            q = link[q]
+            q = rq_i[q, QI_LINK]
             if q >= 0:
-                left = pf_tok[q]
+                left = rq_i[q, QI_PF_TOK]
         period = iter_time(d, n_dec, r_f[r, RF_KV], p, pkv, d_M, d_C, d_f, d_PF)
         r_f[r, RF_RATE_D] = 1.0 / period  # iterations (for the phase, also without decodes)
         r_f[r, RF_RATE_P] = x / period

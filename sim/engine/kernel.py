@@ -56,6 +56,17 @@ from sim.engine.layout import (
     DI_ROUTER,
     ENGINE_EXACT,
     FAILED_503,
+    QF_ARRIVAL,
+    QF_ATTEMPT,
+    QF_FINISH,
+    QI_503,
+    QI_ATTEMPTS,
+    QI_DEP,
+    QI_IN,
+    QI_LINK,
+    QI_OUT,
+    QI_RESENDS,
+    QI_STATUS,
     REJECTED_400,
     REJECTED_429,
     RI_DEP,
@@ -81,32 +92,23 @@ RESEND = -2
 
 
 @njit(cache=True)
-def run_until(
-    t_limit: float,
-    arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-    attempt_t: np.ndarray, start_t: np.ndarray, first_t: np.ndarray, finish_t: np.ndarray,
-    status: np.ndarray, attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
-    replica: np.ndarray, link: np.ndarray, done: np.ndarray, gen: np.ndarray,
-    rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
-    d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
-    d_reps: np.ndarray,
-    r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
-    ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-    rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
-    pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-    pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray,
-    scratch: np.ndarray, ru: np.ndarray,
-    uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray,
-) -> tuple[int, float]:
+def run_until(t_limit: float, rq_f: np.ndarray, rq_i: np.ndarray, blk_ids: np.ndarray,
+              d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
+              d_reps: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
+              ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray, rt_t: np.ndarray,
+              rt_seq: np.ndarray, rt_req: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
+              pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray, ru: np.ndarray,
+              uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray
+              ) -> tuple[int, float]:
     """Process request events with time < ``t_limit``; return (reason, time reached)."""
-    n_req = arrival.shape[0]
+    n_req = rq_f.shape[0]
     n_rep_heap = counters[C_REPLICA_HEAP]
     is_exact = counters[C_ENGINE] == ENGINE_EXACT
     max_retries = int(client[0])
     t = 0.0
     while True:
         i_next = counters[C_NEXT_ARRIVAL]
-        ta = arrival[i_next] if i_next < n_req else INF
+        ta = rq_f[i_next, QF_ARRIVAL] if i_next < n_req else INF
         tr = ih_key[0] if n_rep_heap > 0 else INF
         tq = rt_t[0] if counters[C_RETRY_SIZE] > 0 else INF
         if tr <= tq and tr <= ta:
@@ -126,16 +128,13 @@ def run_until(
             r = ih_item[0]
             d = r_i[r, RI_DEP]
             if is_exact:
-                exact.event(r, d, t, link, inp, out, gen, done, start_t, first_t,
-                            finish_t, status, replica, d_i, d_f, d_M, d_C, d_PF, r_i,
-                            r_f, hv, hr, ih_key, ih_item, ih_pos, counters, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+                exact.event(r, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
+                            ih_item, ih_pos, counters, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s,
+                            pc_tab)
             else:
-                fast.event(r, d, t, link, inp, out, gen, start_t, first_t, finish_t, status,
-                           replica, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
-                           ih_item, ih_pos, counters, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
+                fast.event(r, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
+                           ih_item, ih_pos, counters, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s,
+                           pc_tab)
             if r_i[r, RI_DRAINING] == 1 and r_i[r, RI_N] == 0:
                 counters[C_LAST] = r
                 return STOP_DRAINED, t
@@ -152,77 +151,74 @@ def run_until(
         resend = False
         if kind == 1:
             q = rt_pop(rt_t, rt_seq, rt_req, counters)
-            if link[q] == RESEND:
+            if rq_i[q, QI_LINK] == RESEND:
                 resend = True
-                link[q] = -1
+                rq_i[q, QI_LINK] = -1
         else:
             q = i_next
             counters[C_NEXT_ARRIVAL] = i_next + 1
-            d_i[dep[q], DI_ARRIVALS] += 1
-        d = dep[q]
+            d_i[rq_i[q, QI_DEP], DI_ARRIVALS] += 1
+        d = rq_i[q, QI_DEP]
         if not resend:
-            attempts[q] += 1
-            attempt_t[q] = t
+            rq_i[q, QI_ATTEMPTS] += 1
+            rq_f[q, QF_ATTEMPT] = t
             d_i[d, DI_ATTEMPTS] += 1
             d_f[d, DF_LAST_ATTEMPT] = t
-        if kind == 2 and _refused(d, q, inp, out, d_i):
+        if kind == 2 and _refused(d, q, rq_i, d_i):
             # HTTP 400: more tokens than the model's context or one replica's KV cache
             d_i[d, DI_400] += 1
-            status[q] = REJECTED_400
-            finish_t[q] = t
+            rq_i[q, QI_STATUS] = REJECTED_400
+            rq_f[q, QF_FINISH] = t
             counters[C_OUTSTANDING] -= 1
             continue
         cold = d_i[d, DI_NREPS] == 0
         if cold and d_i[d, DI_QUEUE_COLD] == 0:
             # no ready replica: 503 DEPLOYMENT_SCALING_UP, not queued
             d_i[d, DI_503] += 1
-            n503[q] += 1
-            _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, attempts,
-                           finish_t, status, rt_t, rt_seq, rt_req, counters)
+            rq_i[q, QI_503] += 1
+            _retry_or_fail(q, t, FAILED_503, max_retries, client, uniforms, rq_i, rq_f, rt_t,
+                           rt_seq, rt_req, counters)
             if d_i[d, DI_NOTIFY_COLD] == 1:
                 counters[C_LAST] = d
                 return STOP_COLD, t
             continue
         if d_i[d, DI_Q_LEN] == 0 and not cold:
-            need = kv_need(d, q, inp, out, gen, d_i)
+            need = kv_need(d, q, rq_i, d_i)
             if d_i[d, DI_ROUTER] == routers.LEAST_LOADED:
                 best = pick(d, need, d_i, d_reps, r_i)
             else:
-                best = route(q, d, need, rq_px, blk_ids, d_i, d_f, d_reps, r_i, pc_r, pc_key,
-                             pc_tab, sess_rep, scratch, ru, counters)
+                best = route(q, d, need, rq_i, blk_ids, d_i, d_f, d_reps, r_i, pc_r, pc_s, pc_tab,
+                             sess_rep, scratch, ru, counters)
             if best >= 0:
                 if is_exact:
-                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-                    exact.touch(best, d, t, link, inp, out, start_t, replica, done, gen, d_i,
-                                d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item,
-                                ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+                    admit(q, best, t, need, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r,
+                          pc_s, pc_tab)
+                    exact.touch(best, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr,
+                                ih_key, ih_item, ih_pos, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s,
+                                pc_tab)
                 else:
                     fast.advance(best, t, r_i, r_f)
-                    admit(q, best, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-                    fast.admitted(best, q, t, pf_tok, r_i, r_f)
-                    fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv,
-                                    ih_key, ih_item, ih_pos, n_rep_heap, pf_tok, link)
+                    admit(q, best, t, need, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r,
+                          pc_s, pc_tab)
+                    fast.admitted(best, q, t, rq_i, r_i, r_f)
+                    fast.reschedule(best, d, t, d_M, d_C, d_PF, d_f, rq_i, r_i, r_f, hv, ih_key,
+                                    ih_item, ih_pos, n_rep_heap)
                 continue
         if d_i[d, DI_MAX_QUEUE] >= 0 and d_i[d, DI_Q_LEN] >= d_i[d, DI_MAX_QUEUE]:
             d_i[d, DI_429] += 1
-            _retry_or_fail(q, t, REJECTED_429, max_retries, client, uniforms, attempts,
-                           finish_t, status, rt_t, rt_seq, rt_req, counters)
+            _retry_or_fail(q, t, REJECTED_429, max_retries, client, uniforms, rq_i, rq_f, rt_t,
+                           rt_seq, rt_req, counters)
             continue
-        enqueue(q, d, t, False, link, d_i, d_f)
+        enqueue(q, d, t, False, rq_i, d_i, d_f)
         if cold and d_i[d, DI_NOTIFY_COLD] == 1:
             counters[C_LAST] = d
             return STOP_COLD, t
 
 
 @njit(cache=True)
-def _refused(d: int, q: int, inp: np.ndarray, out: np.ndarray, d_i: np.ndarray) -> bool:
+def _refused(d: int, q: int, rq_i: np.ndarray, d_i: np.ndarray) -> bool:
     """Would a real server answer 400: beyond the context length or one replica's KV?"""
-    tokens = inp[q] + out[q]
+    tokens = rq_i[q, QI_IN] + rq_i[q, QI_OUT]
     context = d_i[d, DI_CONTEXT]
     if context > 0 and tokens > context:
         return True
@@ -230,68 +226,53 @@ def _refused(d: int, q: int, inp: np.ndarray, out: np.ndarray, d_i: np.ndarray) 
 
 
 @njit(cache=True)
-def fill_and_reschedule(r: int, t: float,
-                        arrival: np.ndarray, dep: np.ndarray, inp: np.ndarray, out: np.ndarray,
-                        attempt_t: np.ndarray, start_t: np.ndarray,
-                        first_t: np.ndarray, finish_t: np.ndarray, status: np.ndarray,
-                        attempts: np.ndarray, resends: np.ndarray, n503: np.ndarray,
-                        replica: np.ndarray,
-                        link: np.ndarray, done: np.ndarray, gen: np.ndarray,
-                        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray,
+def fill_and_reschedule(r: int, t: float, rq_f: np.ndarray, rq_i: np.ndarray, blk_ids: np.ndarray,
                         d_i: np.ndarray, d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray,
-                        d_PF: np.ndarray, d_reps: np.ndarray,
-                        r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray,
-                        ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,
-                        rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
-                        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray,
-                        pc_ref: np.ndarray, pc_prev: np.ndarray, pc_next: np.ndarray,
-                        pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray,
-                        ru: np.ndarray, uniforms: np.ndarray, client: np.ndarray,
-                        counters: np.ndarray) -> None:
+                        d_PF: np.ndarray, d_reps: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
+                        hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
+                        ih_pos: np.ndarray, rt_t: np.ndarray, rt_seq: np.ndarray,
+                        rt_req: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray,
+                        sess_rep: np.ndarray, scratch: np.ndarray, ru: np.ndarray,
+                        uniforms: np.ndarray, client: np.ndarray, counters: np.ndarray) -> None:
     """A replica has just become ready at ``t``: take queued requests, schedule."""
     d = r_i[r, RI_DEP]
     n_rep_heap = counters[C_REPLICA_HEAP]
     if counters[C_ENGINE] == ENGINE_EXACT:
-        fill(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-        exact.schedule(r, d, t, link, inp, out, start_t, replica, done, gen, d_i, d_f, d_M,
-                       d_C, d_PF, r_i, r_f, hv, hr, ih_key, ih_item, ih_pos, n_rep_heap,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        fill(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
+        exact.schedule(r, d, t, rq_i, rq_f, d_i, d_f, d_M, d_C, d_PF, r_i, r_f, hv, hr, ih_key,
+                       ih_item, ih_pos, n_rep_heap, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     else:
         fast.advance(r, t, r_i, r_f)
-        fast.fill_fast(r, d, t, link, inp, out, gen, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
-        fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, inp, r_i, r_f, hv, ih_key, ih_item,
-                        ih_pos, n_rep_heap, pf_tok, link)
+        fast.fill_fast(r, d, t, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s,
+                       pc_tab)
+        fast.reschedule(r, d, t, d_M, d_C, d_PF, d_f, rq_i, r_i, r_f, hv, ih_key, ih_item, ih_pos,
+                        n_rep_heap)
 
 
 @njit(cache=True)
 def retry_now(q: int, t: float, rt_t: np.ndarray, rt_seq: np.ndarray, rt_req: np.ndarray,
-              link: np.ndarray, resends: np.ndarray, counters: np.ndarray) -> None:
+              rq_i: np.ndarray, counters: np.ndarray) -> None:
     """Send request ``q`` to its router again at ``t`` after its replica was lost.
 
     A resend is not a client attempt: ``attempts`` stays, ``resends`` counts it.
     """
-    resends[q] += 1
-    link[q] = RESEND
+    rq_i[q, QI_RESENDS] += 1
+    rq_i[q, QI_LINK] = RESEND
     rt_push(rt_t, rt_seq, rt_req, counters, t, q)
 
 
 @njit(cache=True)
 def _retry_or_fail(q: int, t: float, code: int, max_retries: int, client: np.ndarray,
-                   uniforms: np.ndarray, attempts: np.ndarray, finish_t: np.ndarray,
-                   status: np.ndarray, rt_t: np.ndarray, rt_seq: np.ndarray,
-                   rt_req: np.ndarray, counters: np.ndarray) -> None:
+                   uniforms: np.ndarray, rq_i: np.ndarray, rq_f: np.ndarray, rt_t: np.ndarray,
+                   rt_seq: np.ndarray, rt_req: np.ndarray, counters: np.ndarray) -> None:
     """Schedule the client's retry of ``q`` or give up with ``code``.
 
     The caller has checked there is room in the retry heap and a uniform left.
     """
-    retry = attempts[q]  # the number this retry would have
+    retry = rq_i[q, QI_ATTEMPTS]  # the number this retry would have
     if retry > max_retries:
-        status[q] = code
-        finish_t[q] = t
+        rq_i[q, QI_STATUS] = code
+        rq_f[q, QF_FINISH] = t
         counters[C_OUTSTANDING] -= 1
         return
     cap = client[1]

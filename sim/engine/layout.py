@@ -45,12 +45,37 @@ N_DF = 21
 # Rows of KernelState.d_PF: Shape.iteration_terms' tables (see there).
 T_W, T_WI, T_G, T_CM, T_PT, T_CR, T_MR, T_CRAW = range(8)
 TABLE_ROWS = ("W", "Wi", "G", "CM", "PT", "CR", "Mr", "Cr")
-# Prefix fields of a request: columns of KernelState.rq_px.  Its chain of block ids
-# is blk_ids[off : off + n]; `sess` its dense session (−1: none); it pins its first
-# `pinned` blocks in its replica's cache; `hit` prompt tokens were cached when it was
-# last admitted; `cached` is what its first prefill counted as cached.
-PX_OFF, PX_N, PX_SESS, PX_PINNED, PX_HIT, PX_CACHED = range(6)
-N_PX = 6
+# Float fields of a request: columns of KernelState.rq_f (one row per request,
+# so that a request's fields share cache lines and a kernel takes one array).
+QF_ARRIVAL, QF_ATTEMPT, QF_START, QF_FIRST, QF_FINISH = range(5)
+N_QF = 5
+# Integer fields of a request: columns of KernelState.rq_i.  `attempts`: client
+# attempts (first one + retries); `resends`: times sent again after its replica
+# was lost (not attempts); `n503`: attempts answered 503; `link`: next request
+# in the FIFO (prefill list or router queue) it is in; `done` (exact engine):
+# tokens of its prefill computed (prompt, then resumed); `gen` (exact engine):
+# output tokens produced before a preemption; `pf_tok` (fast engine): prompt
+# tokens its prefill computes (the uncached).
+(QI_DEP, QI_IN, QI_OUT, QI_STATUS, QI_ATTEMPTS, QI_RESENDS, QI_503, QI_REPLICA, QI_LINK,
+ QI_DONE, QI_GEN, QI_PF_TOK) = range(12)
+# Prefix fields of a request, columns of rq_i too.  Its chain of block ids is
+# blk_ids[off : off + n]; `sess` its dense session (−1: none); it pins its first
+# `pinned` blocks in its replica's cache; `hit` prompt tokens were cached when it
+# was last admitted; `cached` is what its first prefill counted as cached.
+PX_OFF, PX_N, PX_SESS, PX_PINNED, PX_HIT, PX_CACHED = range(12, 18)
+N_QI = 18
+#: the request fields by name: (array, column), for code that reads whole columns
+REQUEST_COLUMNS = {
+    "arrival": ("rq_f", QF_ARRIVAL), "attempt_t": ("rq_f", QF_ATTEMPT),
+    "start_t": ("rq_f", QF_START), "first_t": ("rq_f", QF_FIRST),
+    "finish_t": ("rq_f", QF_FINISH),
+    "dep": ("rq_i", QI_DEP), "inp": ("rq_i", QI_IN), "out": ("rq_i", QI_OUT),
+    "status": ("rq_i", QI_STATUS), "attempts": ("rq_i", QI_ATTEMPTS),
+    "resends": ("rq_i", QI_RESENDS), "n503": ("rq_i", QI_503),
+    "replica": ("rq_i", QI_REPLICA), "link": ("rq_i", QI_LINK), "done": ("rq_i", QI_DONE),
+    "gen": ("rq_i", QI_GEN), "pf_tok": ("rq_i", QI_PF_TOK),
+    "sess": ("rq_i", PX_SESS), "cached": ("rq_i", PX_CACHED),
+}
 # Integer fields of a replica: columns of KernelState.r_i.
 (RI_DEP, RI_N, RI_KV_RES, RI_PF_HEAD, RI_PF_TAIL, RI_HEAP_OFF, RI_HEAP_N, RI_DRAINING,
  RI_RUN_K, RI_RUN_P) = range(10)
@@ -70,25 +95,9 @@ KV_ADMISSIONS = ("reserve", "grow")
 class KernelState:
     """All request-path state, as arrays the kernel reads and writes."""
 
-    # requests (n): workload, then outcomes
-    arrival: np.ndarray  # f8, sorted
-    dep: np.ndarray  # i8
-    inp: np.ndarray  # i8
-    out: np.ndarray  # i8
-    attempt_t: np.ndarray
-    start_t: np.ndarray
-    first_t: np.ndarray
-    finish_t: np.ndarray
-    status: np.ndarray
-    attempts: np.ndarray  # client attempts (first one + retries)
-    resends: np.ndarray  # i8 times sent again after its replica was lost (not attempts)
-    n503: np.ndarray  # i8 attempts of the request answered 503
-    replica: np.ndarray
-    link: np.ndarray  # i8 next request in the FIFO (prefill queue or router queue) it is in
-    done: np.ndarray  # i8 exact engine: tokens of its prefill computed (prompt, then resumed)
-    gen: np.ndarray  # i8 exact engine: output tokens produced before a preemption
-    rq_px: np.ndarray  # (n, N_PX) i8 prefix-cache fields, see PX_*
-    pf_tok: np.ndarray  # i8 fast engine: prompt tokens its prefill computes (the uncached)
+    # requests (n, sorted by arrival): workload, then outcomes
+    rq_f: np.ndarray  # (n, N_QF) f8, see QF_*
+    rq_i: np.ndarray  # (n, N_QI) i8, see QI_* and PX_*
     blk_ids: np.ndarray  # i8 block ids of every request's chain
     # deployments (d)
     d_i: np.ndarray  # (d, N_DI) i8, see DI_*
@@ -112,11 +121,7 @@ class KernelState:
     rt_req: np.ndarray
     # prefix caches (sim.engine.prefix_cache) and routing (sim.engine.routers)
     pc_r: np.ndarray
-    pc_key: np.ndarray
-    pc_tok: np.ndarray
-    pc_ref: np.ndarray
-    pc_prev: np.ndarray
-    pc_next: np.ndarray
+    pc_s: np.ndarray
     pc_tab: np.ndarray
     sess_rep: np.ndarray  # i8 replica of each (dense) session's last request, −1: none
     scratch: np.ndarray  # (2, width of d_reps) i8: a router's admit and hit columns
@@ -129,7 +134,43 @@ class KernelState:
     def args(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, name) for name in STATE_FIELDS)
 
+    def column(self, name: str) -> np.ndarray:
+        """Request field ``name`` (:data:`REQUEST_COLUMNS`) of every request: a view."""
+        array, col = REQUEST_COLUMNS[name]
+        view: np.ndarray = getattr(self, array)[:, col]
+        return view
+
+    @property
+    def arrival(self) -> np.ndarray:
+        return self.column("arrival")
+
+    @property
+    def attempt_t(self) -> np.ndarray:
+        return self.column("attempt_t")
+
+    @property
+    def start_t(self) -> np.ndarray:
+        return self.column("start_t")
+
+    @property
+    def first_t(self) -> np.ndarray:
+        return self.column("first_t")
+
+    @property
+    def finish_t(self) -> np.ndarray:
+        return self.column("finish_t")
+
+    @property
+    def status(self) -> np.ndarray:
+        return self.column("status")
+
+    @property
+    def attempts(self) -> np.ndarray:
+        return self.column("attempts")
+
+    @property
+    def replica(self) -> np.ndarray:
+        return self.column("replica")
+
 
 STATE_FIELDS = tuple(f.name for f in fields(KernelState))
-# Per-request arrays: the rows a window of arrivals appends and drops.
-REQUEST_FIELDS = STATE_FIELDS[: STATE_FIELDS.index("pf_tok") + 1]

@@ -29,9 +29,9 @@ State of all replicas' caches, one region of slots and one of hash table per
 replica (:class:`PrefixCacheState`):
 
 * ``pc_r[r]`` — the replica's columns ``PC_*`` below;
-* per slot ``s``: ``key[s]`` block id (−1: empty), ``tok[s]`` its tokens,
-  ``ref[s]`` pins, ``prev[s]``/``nxt[s]`` links of the free-block LRU list
-  (and of the list of empty slots, through ``nxt``);
+* ``pc_s[s]`` — slot ``s``'s columns ``PS_*``: block id (−1: empty), its
+  tokens, pins, and the links of the free-block LRU list (and of the list of
+  empty slots, through ``PS_NEXT``);
 * ``tab`` — open addressing with linear probing, each entry a slot or −1.
 """
 
@@ -47,6 +47,9 @@ from sim.engine.jit import njit
 (PC_SLOT_OFF, PC_SLOTS, PC_TAB_OFF, PC_TAB_MASK, PC_EMPTY, PC_LRU_HEAD, PC_LRU_TAIL,
  PC_FREE_TOKENS, PC_RESIDENT_TOKENS, PC_RESIDENT, PC_EVICTIONS) = range(11)
 N_PC = 11
+# Columns of PrefixCacheState.slots (one row per slot).
+PS_KEY, PS_TOK, PS_REF, PS_PREV, PS_NEXT = range(5)
+N_PS = 5
 
 
 @dataclass
@@ -54,21 +57,29 @@ class PrefixCacheState:
     """The arrays of every replica's prefix cache (see the module's docstring)."""
 
     pc_r: np.ndarray  # (replicas, N_PC) i8
-    key: np.ndarray  # i8 per slot
-    tok: np.ndarray
-    ref: np.ndarray
-    prev: np.ndarray
-    nxt: np.ndarray
+    slots: np.ndarray  # (slots, N_PS) i8
     tab: np.ndarray  # i8 per table entry
 
     @classmethod
     def empty(cls) -> PrefixCacheState:
-        z = np.zeros(0, np.int64)
-        return cls(np.zeros((0, N_PC), np.int64), z, z.copy(), z.copy(), z.copy(), z.copy(),
-                   z.copy())
+        return cls(np.zeros((0, N_PC), np.int64), np.zeros((0, N_PS), np.int64),
+                   np.zeros(0, np.int64))
 
     def args(self) -> tuple[np.ndarray, ...]:
-        return self.pc_r, self.key, self.tok, self.ref, self.prev, self.nxt, self.tab
+        return self.pc_r, self.slots, self.tab
+
+    def block_ids(self) -> np.ndarray:
+        """The block id in each slot (−1: empty), a view."""
+        view: np.ndarray = self.slots[:, PS_KEY]
+        return view
+
+    def free_blocks(self, r: int) -> list[int]:
+        """Replica ``r``'s free blocks, from least to most recently used."""
+        out, s = [], int(self.pc_r[r, PC_LRU_HEAD])
+        while s >= 0:
+            out.append(int(self.slots[s, PS_KEY]))
+            s = int(self.slots[s, PS_NEXT])
+        return out
 
     def add_replica(self, r: int, slots: int) -> None:
         """Give replica ``r`` an empty cache of ``slots`` blocks (its regions appended)."""
@@ -80,10 +91,10 @@ class PrefixCacheState:
         size = 1
         while size < 2 * slots:
             size *= 2
-        slot_off, tab_off = len(self.key), len(self.tab)
-        self.key = np.concatenate([self.key, np.full(slots, -1, np.int64)])
-        for name in ("tok", "ref", "prev", "nxt"):
-            setattr(self, name, np.concatenate([getattr(self, name), np.zeros(slots, np.int64)]))
+        slot_off, tab_off = len(self.slots), len(self.tab)
+        fresh = np.zeros((slots, N_PS), np.int64)
+        fresh[:, PS_KEY] = -1
+        self.slots = np.concatenate([self.slots, fresh])
         self.tab = np.concatenate([self.tab, np.full(size, -1, np.int64)])
         row = self.pc_r[r]
         row[:] = 0
@@ -105,7 +116,7 @@ def _hash(key: int) -> int:
 
 
 @njit(cache=True)
-def _find(r: int, block: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarray) -> int:
+def _find(r: int, block: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> int:
     """The slot holding ``block`` in replica ``r``'s cache, or −1."""
     off = pc_r[r, PC_TAB_OFF]
     mask = pc_r[r, PC_TAB_MASK]
@@ -114,27 +125,27 @@ def _find(r: int, block: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarray
         s = tab[off + i]
         if s < 0:
             return -1
-        if key[s] == block:
+        if pc_s[s, PS_KEY] == block:
             return s
         i = (i + 1) & mask
 
 
 @njit(cache=True)
-def _tab_add(r: int, s: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarray) -> None:
+def _tab_add(r: int, s: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> None:
     off = pc_r[r, PC_TAB_OFF]
     mask = pc_r[r, PC_TAB_MASK]
-    i = _hash(key[s]) & mask
+    i = _hash(pc_s[s, PS_KEY]) & mask
     while tab[off + i] >= 0:
         i = (i + 1) & mask
     tab[off + i] = s
 
 
 @njit(cache=True)
-def _tab_remove(r: int, s: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarray) -> None:
+def _tab_remove(r: int, s: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> None:
     """Remove slot ``s`` from the table, shifting later entries of its run back."""
     off = pc_r[r, PC_TAB_OFF]
     mask = pc_r[r, PC_TAB_MASK]
-    i = _hash(key[s]) & mask
+    i = _hash(pc_s[s, PS_KEY]) & mask
     while tab[off + i] != s:
         i = (i + 1) & mask
     tab[off + i] = -1
@@ -144,7 +155,7 @@ def _tab_remove(r: int, s: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarr
         t = tab[off + j]
         if t < 0:
             return
-        home = _hash(key[t]) & mask
+        home = _hash(pc_s[t, PS_KEY]) & mask
         # t stays if its home lies cyclically in (i, j]
         stays = i < home <= j if i <= j else home > i or home <= j
         if not stays:
@@ -157,48 +168,47 @@ def _tab_remove(r: int, s: int, pc_r: np.ndarray, key: np.ndarray, tab: np.ndarr
 
 
 @njit(cache=True)
-def _unlink(r: int, s: int, pc_r: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> None:
-    p = prev[s]
-    n = nxt[s]
+def _unlink(r: int, s: int, pc_r: np.ndarray, pc_s: np.ndarray) -> None:
+    p = pc_s[s, PS_PREV]
+    n = pc_s[s, PS_NEXT]
     if p >= 0:
-        nxt[p] = n
+        pc_s[p, PS_NEXT] = n
     else:
         pc_r[r, PC_LRU_HEAD] = n
     if n >= 0:
-        prev[n] = p
+        pc_s[n, PS_PREV] = p
     else:
         pc_r[r, PC_LRU_TAIL] = p
 
 
 @njit(cache=True)
-def _append(r: int, s: int, pc_r: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> None:
+def _append(r: int, s: int, pc_r: np.ndarray, pc_s: np.ndarray) -> None:
     """Put slot ``s`` at the most recently used end of the free list."""
     tail = pc_r[r, PC_LRU_TAIL]
-    prev[s] = tail
-    nxt[s] = -1
+    pc_s[s, PS_PREV] = tail
+    pc_s[s, PS_NEXT] = -1
     if tail >= 0:
-        nxt[tail] = s
+        pc_s[tail, PS_NEXT] = s
     else:
         pc_r[r, PC_LRU_HEAD] = s
     pc_r[r, PC_LRU_TAIL] = s
 
 
 @njit(cache=True)
-def _evict_head(r: int, pc_r: np.ndarray, key: np.ndarray, tok: np.ndarray, prev: np.ndarray,
-                nxt: np.ndarray, tab: np.ndarray) -> bool:
+def _evict_head(r: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> bool:
     """Evict the least recently used free block; False if there is none."""
     s = pc_r[r, PC_LRU_HEAD]
     if s < 0:
         return False
-    _unlink(r, s, pc_r, prev, nxt)
-    _tab_remove(r, s, pc_r, key, tab)
-    pc_r[r, PC_FREE_TOKENS] -= tok[s]
-    pc_r[r, PC_RESIDENT_TOKENS] -= tok[s]
+    _unlink(r, s, pc_r, pc_s)
+    _tab_remove(r, s, pc_r, pc_s, tab)
+    pc_r[r, PC_FREE_TOKENS] -= pc_s[s, PS_TOK]
+    pc_r[r, PC_RESIDENT_TOKENS] -= pc_s[s, PS_TOK]
     pc_r[r, PC_RESIDENT] -= 1
     pc_r[r, PC_EVICTIONS] += 1
-    key[s] = -1
-    tok[s] = 0
-    nxt[s] = pc_r[r, PC_EMPTY]
+    pc_s[s, PS_KEY] = -1
+    pc_s[s, PS_TOK] = 0
+    pc_s[s, PS_NEXT] = pc_r[r, PC_EMPTY]
     pc_r[r, PC_EMPTY] = s
     return True
 
@@ -214,37 +224,34 @@ def block_tokens(j: int, prompt: int, block: int) -> int:
 
 
 @njit(cache=True)
-def match(r: int, ids: np.ndarray, off: int, n: int, pc_r: np.ndarray, key: np.ndarray,
+def match(r: int, ids: np.ndarray, off: int, n: int, pc_r: np.ndarray, pc_s: np.ndarray,
           tab: np.ndarray) -> int:
     """How many leading blocks of the chain ``ids[off : off + n]`` replica ``r`` holds."""
     k = 0
-    while k < n and _find(r, ids[off + k], pc_r, key, tab) >= 0:
+    while k < n and _find(r, ids[off + k], pc_r, pc_s, tab) >= 0:
         k += 1
     return k
 
 
 @njit(cache=True)
-def _pin(r: int, s: int, pc_r: np.ndarray, tok: np.ndarray, ref: np.ndarray, prev: np.ndarray,
-         nxt: np.ndarray) -> None:
-    if ref[s] == 0:
-        _unlink(r, s, pc_r, prev, nxt)
-        pc_r[r, PC_FREE_TOKENS] -= tok[s]
-    ref[s] += 1
+def _pin(r: int, s: int, pc_r: np.ndarray, pc_s: np.ndarray) -> None:
+    if pc_s[s, PS_REF] == 0:
+        _unlink(r, s, pc_r, pc_s)
+        pc_r[r, PC_FREE_TOKENS] -= pc_s[s, PS_TOK]
+    pc_s[s, PS_REF] += 1
 
 
 @njit(cache=True)
-def acquire(r: int, ids: np.ndarray, off: int, k: int, pc_r: np.ndarray, key: np.ndarray,
-            tok: np.ndarray, ref: np.ndarray, prev: np.ndarray, nxt: np.ndarray,
+def acquire(r: int, ids: np.ndarray, off: int, k: int, pc_r: np.ndarray, pc_s: np.ndarray,
             tab: np.ndarray) -> None:
     """Pin the first ``k`` blocks of a chain (all resident: ``k`` ≤ :func:`match`)."""
     for j in range(k):
-        _pin(r, _find(r, ids[off + j], pc_r, key, tab), pc_r, tok, ref, prev, nxt)
+        _pin(r, _find(r, ids[off + j], pc_r, pc_s, tab), pc_r, pc_s)
 
 
 @njit(cache=True)
 def insert(r: int, ids: np.ndarray, off: int, n: int, start: int, prompt: int, block: int,
-           pc_r: np.ndarray, key: np.ndarray, tok: np.ndarray, ref: np.ndarray,
-           prev: np.ndarray, nxt: np.ndarray, tab: np.ndarray) -> int:
+           pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> int:
     """A prefill has computed blocks ``start .. n−1`` of a chain: cache and pin them.
 
     Blocks already resident (computed meanwhile by another request) are
@@ -255,61 +262,58 @@ def insert(r: int, ids: np.ndarray, off: int, n: int, start: int, prompt: int, b
     """
     for j in range(start, n):
         b = ids[off + j]
-        s = _find(r, b, pc_r, key, tab)
+        s = _find(r, b, pc_r, pc_s, tab)
         if s >= 0:
-            _pin(r, s, pc_r, tok, ref, prev, nxt)
+            _pin(r, s, pc_r, pc_s)
             continue
-        if pc_r[r, PC_EMPTY] < 0 and not _evict_head(r, pc_r, key, tok, prev, nxt, tab):
+        if pc_r[r, PC_EMPTY] < 0 and not _evict_head(r, pc_r, pc_s, tab):
             return j
         s = pc_r[r, PC_EMPTY]
-        pc_r[r, PC_EMPTY] = nxt[s]
-        key[s] = b
+        pc_r[r, PC_EMPTY] = pc_s[s, PS_NEXT]
+        pc_s[s, PS_KEY] = b
         t = block_tokens(j, prompt, block)
-        tok[s] = t
-        ref[s] = 1
-        prev[s] = -1
-        nxt[s] = -1
-        _tab_add(r, s, pc_r, key, tab)
+        pc_s[s, PS_TOK] = t
+        pc_s[s, PS_REF] = 1
+        pc_s[s, PS_PREV] = -1
+        pc_s[s, PS_NEXT] = -1
+        _tab_add(r, s, pc_r, pc_s, tab)
         pc_r[r, PC_RESIDENT_TOKENS] += t
         pc_r[r, PC_RESIDENT] += 1
     return n
 
 
 @njit(cache=True)
-def release(r: int, ids: np.ndarray, off: int, k: int, pc_r: np.ndarray, key: np.ndarray,
-            tok: np.ndarray, ref: np.ndarray, prev: np.ndarray, nxt: np.ndarray,
+def release(r: int, ids: np.ndarray, off: int, k: int, pc_r: np.ndarray, pc_s: np.ndarray,
             tab: np.ndarray) -> None:
     """Unpin the first ``k`` blocks of a chain, last block first."""
     for j in range(k - 1, -1, -1):
-        s = _find(r, ids[off + j], pc_r, key, tab)
-        ref[s] -= 1
-        if ref[s] == 0:
-            _append(r, s, pc_r, prev, nxt)
-            pc_r[r, PC_FREE_TOKENS] += tok[s]
+        s = _find(r, ids[off + j], pc_r, pc_s, tab)
+        pc_s[s, PS_REF] -= 1
+        if pc_s[s, PS_REF] == 0:
+            _append(r, s, pc_r, pc_s)
+            pc_r[r, PC_FREE_TOKENS] += pc_s[s, PS_TOK]
 
 
 @njit(cache=True)
-def fit(r: int, budget: int, pc_r: np.ndarray, key: np.ndarray, tok: np.ndarray,
-        prev: np.ndarray, nxt: np.ndarray, tab: np.ndarray) -> None:
+def fit(r: int, budget: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> None:
     """Evict least recently used free blocks until they hold at most ``budget`` tokens."""
     while pc_r[r, PC_FREE_TOKENS] > budget:
-        if not _evict_head(r, pc_r, key, tok, prev, nxt, tab):
+        if not _evict_head(r, pc_r, pc_s, tab):
             return
 
 
 @njit(cache=True)
-def clear(r: int, pc_r: np.ndarray, key: np.ndarray, tok: np.ndarray, ref: np.ndarray,
-          prev: np.ndarray, nxt: np.ndarray, tab: np.ndarray) -> None:
+def clear(r: int, pc_r: np.ndarray, pc_s: np.ndarray, tab: np.ndarray) -> None:
     """Empty replica ``r``'s cache (the replica stopped or was lost)."""
     off = pc_r[r, PC_SLOT_OFF]
     slots = pc_r[r, PC_SLOTS]
     for i in range(slots):
         s = off + i
-        key[s] = -1
-        tok[s] = 0
-        ref[s] = 0
-        prev[s] = -1
-        nxt[s] = s + 1 if i + 1 < slots else -1
+        pc_s[s, PS_KEY] = -1
+        pc_s[s, PS_TOK] = 0
+        pc_s[s, PS_REF] = 0
+        pc_s[s, PS_PREV] = -1
+        pc_s[s, PS_NEXT] = s + 1 if i + 1 < slots else -1
     t0 = pc_r[r, PC_TAB_OFF]
     for i in range(pc_r[r, PC_TAB_MASK] + 1):
         tab[t0 + i] = -1

@@ -151,10 +151,10 @@ def uniform_pick(n: int, admit: np.ndarray, u: float) -> int:
 
 
 @njit(cache=True)
-def route(q: int, d: int, need: int, rq_px: np.ndarray, blk_ids: np.ndarray, d_i: np.ndarray,
-          d_f: np.ndarray, d_reps: np.ndarray, r_i: np.ndarray, pc_r: np.ndarray,
-          pc_key: np.ndarray, pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray,
-          ru: np.ndarray, counters: np.ndarray) -> int:
+def route(q: int, d: int, need: int, rq_i: np.ndarray, blk_ids: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, d_reps: np.ndarray, r_i: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
+          pc_tab: np.ndarray, sess_rep: np.ndarray, scratch: np.ndarray, ru: np.ndarray,
+          counters: np.ndarray) -> int:
     """The replica deployment ``d``'s router picks for request ``q`` (``need``: the KV
     tokens it would set aside), or −1.  ``least_loaded`` is the engine's own ``pick``."""
     n = d_i[d, DI_NREPS]
@@ -172,15 +172,14 @@ def route(q: int, d: int, need: int, rq_px: np.ndarray, blk_ids: np.ndarray, d_i
     bal_abs = d_f[d, DF_BAL_ABS]
     bal_rel = d_f[d, DF_BAL_REL]
     if kind == PREFIX_AWARE:
-        chain = rq_px[q, PX_N] if d_i[d, DI_PREFIX] == 1 else 0
+        chain = rq_i[q, PX_N] if d_i[d, DI_PREFIX] == 1 else 0
         for j in range(n):
             hit[j] = 0
             if admit[j] and chain > 0:
-                hit[j] = pc.match(reps[j], blk_ids, rq_px[q, PX_OFF], chain, pc_r, pc_key,
-                                  pc_tab)
+                hit[j] = pc.match(reps[j], blk_ids, rq_i[q, PX_OFF], chain, pc_r, pc_s, pc_tab)
         k = prefix_aware(reps, n, load, admit, hit, bal_abs, bal_rel)
     elif kind == SESSION:
-        s = rq_px[q, PX_SESS]
+        s = rq_i[q, PX_SESS]
         home = sess_rep[s] if s >= 0 else -1
         k = sticky(reps, n, load, admit, home, bal_abs, bal_rel)
     elif kind == ROUND_ROBIN:

@@ -49,6 +49,16 @@ from sim.engine.layout import (
     PX_OFF,
     PX_PINNED,
     PX_SESS,
+    QF_FINISH,
+    QF_START,
+    QI_DONE,
+    QI_GEN,
+    QI_IN,
+    QI_LINK,
+    QI_OUT,
+    QI_PF_TOK,
+    QI_REPLICA,
+    QI_STATUS,
     RF_BUSY,
     RF_BUSY_SINCE,
     RF_CTX,
@@ -70,8 +80,7 @@ def blocks_of(tokens: int, block: int) -> int:
 
 
 @njit(cache=True)
-def kv_need(d: int, q: int, inp: np.ndarray, out: np.ndarray, gen: np.ndarray,
-            d_i: np.ndarray) -> int:
+def kv_need(d: int, q: int, rq_i: np.ndarray, d_i: np.ndarray) -> int:
     """KV tokens a replica sets aside for ``q`` when it admits it.
 
     ``reserve``: prompt + output, in whole blocks.  ``grow``: the tokens its
@@ -79,16 +88,16 @@ def kv_need(d: int, q: int, inp: np.ndarray, out: np.ndarray, gen: np.ndarray,
     preemption); decode allocates the rest block by block.
     """
     if d_i[d, DI_GROW] == 0:
-        return blocks_of(inp[q] + out[q], d_i[d, DI_BLOCK])
-    return blocks_of(inp[q] + gen[q], d_i[d, DI_BLOCK])
+        return blocks_of(rq_i[q, QI_IN] + rq_i[q, QI_OUT], d_i[d, DI_BLOCK])
+    return blocks_of(rq_i[q, QI_IN] + rq_i[q, QI_GEN], d_i[d, DI_BLOCK])
 
 
 @njit(cache=True)
-def kv_held(d: int, q: int, g: int, inp: np.ndarray, out: np.ndarray, d_i: np.ndarray) -> int:
+def kv_held(d: int, q: int, g: int, rq_i: np.ndarray, d_i: np.ndarray) -> int:
     """KV tokens ``q`` holds once it has produced ``g`` ≥ 1 output tokens."""
     if d_i[d, DI_GROW] == 0:
-        return blocks_of(inp[q] + out[q], d_i[d, DI_BLOCK])
-    return blocks_of(inp[q] + g - 1, d_i[d, DI_BLOCK])
+        return blocks_of(rq_i[q, QI_IN] + rq_i[q, QI_OUT], d_i[d, DI_BLOCK])
+    return blocks_of(rq_i[q, QI_IN] + g - 1, d_i[d, DI_BLOCK])
 
 
 @njit(cache=True)
@@ -121,13 +130,9 @@ def serving(d: int, t: float, delta: int, d_i: np.ndarray, d_f: np.ndarray) -> N
 
 
 @njit(cache=True)
-def admit(q: int, r: int, t: float, need: int, link: np.ndarray, inp: np.ndarray,
-          start_t: np.ndarray, replica: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-          r_i: np.ndarray, r_f: np.ndarray,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
-        done: np.ndarray) -> None:
+def admit(q: int, r: int, t: float, need: int, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+          d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, blk_ids: np.ndarray,
+          sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Start serving request ``q`` on replica ``r``: it joins the prefill list's tail."""
     if r_i[r, RI_N] == 0:
         r_f[r, RF_BUSY_SINCE] = t
@@ -135,65 +140,61 @@ def admit(q: int, r: int, t: float, need: int, link: np.ndarray, inp: np.ndarray
     r_i[r, RI_KV_RES] += need
     d = r_i[r, RI_DEP]
     serving(d, t, 1, d_i, d_f)
-    if start_t[q] != start_t[q]:  # NaN: first admission (a preempted one keeps its start)
-        start_t[q] = t
-    replica[q] = r
-    link[q] = -1
+    # NaN: first admission (a preempted one keeps its start)
+    if rq_f[q, QF_START] != rq_f[q, QF_START]:
+        rq_f[q, QF_START] = t
+    rq_i[q, QI_REPLICA] = r
+    rq_i[q, QI_LINK] = -1
     # the prefix cache: pin the longest cached prefix, whose prefill is skipped
-    if rq_px[q, PX_SESS] >= 0:
-        sess_rep[rq_px[q, PX_SESS]] = r
-    rq_px[q, PX_PINNED] = 0
-    rq_px[q, PX_HIT] = 0
+    if rq_i[q, PX_SESS] >= 0:
+        sess_rep[rq_i[q, PX_SESS]] = r
+    rq_i[q, PX_PINNED] = 0
+    rq_i[q, PX_HIT] = 0
     h = 0
-    if rq_px[q, PX_N] > 0 and d_i[d, DI_PREFIX] == 1:
-        off = rq_px[q, PX_OFF]
-        k = pc.match(r, blk_ids, off, rq_px[q, PX_N], pc_r, pc_key, pc_tab)
-        pc.acquire(r, blk_ids, off, k, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
-        rq_px[q, PX_PINNED] = k
-        h = pc.hit_tokens(k, inp[q], d_i[d, DI_HASH_BLOCK])
-        rq_px[q, PX_HIT] = h
+    if rq_i[q, PX_N] > 0 and d_i[d, DI_PREFIX] == 1:
+        off = rq_i[q, PX_OFF]
+        k = pc.match(r, blk_ids, off, rq_i[q, PX_N], pc_r, pc_s, pc_tab)
+        pc.acquire(r, blk_ids, off, k, pc_r, pc_s, pc_tab)
+        rq_i[q, PX_PINNED] = k
+        h = pc.hit_tokens(k, rq_i[q, QI_IN], d_i[d, DI_HASH_BLOCK])
+        rq_i[q, PX_HIT] = h
         # free cached blocks make room for what running requests hold
-        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_key, pc_tok, pc_prev,
-               pc_next, pc_tab)
-    done[q] = h  # exact engine: the cached tokens count as computed
-    pf_tok[q] = inp[q] - h  # fast engine: the tokens its prefill computes (after the cached)
+        pc.fit(r, d_i[d, DI_KVCAP] - r_i[r, RI_KV_RES], pc_r, pc_s, pc_tab)
+    rq_i[q, QI_DONE] = h  # exact engine: the cached tokens count as computed
+    # fast engine: the tokens its prefill computes (after the cached)
+    rq_i[q, QI_PF_TOK] = rq_i[q, QI_IN] - h
     if r_i[r, RI_PF_TAIL] >= 0:
-        link[r_i[r, RI_PF_TAIL]] = q
+        rq_i[r_i[r, RI_PF_TAIL], QI_LINK] = q
     else:
         r_i[r, RI_PF_HEAD] = q
-        r_f[r, RF_PF_LEFT] = pf_tok[q]
+        r_f[r, RF_PF_LEFT] = rq_i[q, QI_PF_TOK]
     r_i[r, RI_PF_TAIL] = q
 
 
 @njit(cache=True)
-def prefilled(q: int, r: int, d: int, first: bool, inp: np.ndarray, d_i: np.ndarray,
-              d_f: np.ndarray, rq_px: np.ndarray, blk_ids: np.ndarray, pc_r: np.ndarray,
-              pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-              pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def prefilled(q: int, r: int, d: int, first: bool, rq_i: np.ndarray, d_i: np.ndarray,
+              d_f: np.ndarray, blk_ids: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
+              pc_tab: np.ndarray) -> None:
     """``q``'s prompt is computed on ``r``: its blocks enter the cache (pinned by it).
     ``first``: its first prefill (a recomputed one is not counted again)."""
-    if rq_px[q, PX_N] == 0 or d_i[d, DI_PREFIX] == 0:
+    if rq_i[q, PX_N] == 0 or d_i[d, DI_PREFIX] == 0:
         return
     if first:
-        rq_px[q, PX_CACHED] = rq_px[q, PX_HIT]
-        d_f[d, DF_TOKENS_CACHED] += rq_px[q, PX_HIT]
-    rq_px[q, PX_PINNED] = pc.insert(
-        r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_N], rq_px[q, PX_PINNED], inp[q],
-        d_i[d, DI_HASH_BLOCK], pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+        rq_i[q, PX_CACHED] = rq_i[q, PX_HIT]
+        d_f[d, DF_TOKENS_CACHED] += rq_i[q, PX_HIT]
+    rq_i[q, PX_PINNED] = pc.insert(r, blk_ids, rq_i[q, PX_OFF], rq_i[q, PX_N], rq_i[q, PX_PINNED],
+                                   rq_i[q, QI_IN], d_i[d, DI_HASH_BLOCK], pc_r, pc_s, pc_tab)
 
 
 @njit(cache=True)
-def leave(r: int, d: int, t: float, held: int, d_i: np.ndarray, d_f: np.ndarray,
-          r_i: np.ndarray, r_f: np.ndarray,
-        q: int, rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def leave(r: int, d: int, t: float, held: int, d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray,
+          r_f: np.ndarray, q: int, rq_i: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
+          pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Request ``q`` leaves replica ``r`` (finished or preempted), freeing ``held`` KV
     tokens and its pins in the prefix cache."""
-    if rq_px[q, PX_PINNED] > 0:
-        pc.release(r, blk_ids, rq_px[q, PX_OFF], rq_px[q, PX_PINNED], pc_r, pc_key, pc_tok,
-                   pc_ref, pc_prev, pc_next, pc_tab)
-        rq_px[q, PX_PINNED] = 0
+    if rq_i[q, PX_PINNED] > 0:
+        pc.release(r, blk_ids, rq_i[q, PX_OFF], rq_i[q, PX_PINNED], pc_r, pc_s, pc_tab)
+        rq_i[q, PX_PINNED] = 0
     r_i[r, RI_N] -= 1
     r_i[r, RI_KV_RES] -= held
     if r_i[r, RI_N] == 0:
@@ -205,37 +206,34 @@ def leave(r: int, d: int, t: float, held: int, d_i: np.ndarray, d_f: np.ndarray,
 
 
 @njit(cache=True)
-def finish(q: int, r: int, d: int, t: float, held: int, finish_t: np.ndarray,
-           status: np.ndarray, out: np.ndarray, d_i: np.ndarray, d_f: np.ndarray,
-           r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray) -> None:
+def finish(q: int, r: int, d: int, t: float, held: int, rq_f: np.ndarray, rq_i: np.ndarray,
+           d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, counters: np.ndarray,
+           blk_ids: np.ndarray, sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
+           pc_tab: np.ndarray) -> None:
     """Request ``q`` has produced its last token on ``r`` at ``t``."""
-    finish_t[q] = t
-    status[q] = OK
-    leave(r, d, t, held, d_i, d_f, r_i, r_f,
-        q, rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab)
+    rq_f[q, QF_FINISH] = t
+    rq_i[q, QI_STATUS] = OK
+    leave(r, d, t, held, d_i, d_f, r_i, r_f, q, rq_i, blk_ids, sess_rep, pc_r, pc_s, pc_tab)
     d_i[d, DI_COMPLETIONS] += 1
-    d_f[d, DF_TOKENS_OUT] += out[q]
+    d_f[d, DF_TOKENS_OUT] += rq_i[q, QI_OUT]
     counters[C_OUTSTANDING] -= 1
 
 
 @njit(cache=True)
-def enqueue(q: int, d: int, t: float, front: bool, link: np.ndarray, d_i: np.ndarray,
+def enqueue(q: int, d: int, t: float, front: bool, rq_i: np.ndarray, d_i: np.ndarray,
             d_f: np.ndarray) -> None:
     """Put ``q`` in ``d``'s router queue: at its tail, or its head (a preempted request)."""
     d_f[d, DF_Q_AREA] += d_i[d, DI_Q_LEN] * (t - d_f[d, DF_Q_T])
     d_f[d, DF_Q_T] = t
     if front:
-        link[q] = d_i[d, DI_Q_HEAD]
+        rq_i[q, QI_LINK] = d_i[d, DI_Q_HEAD]
         d_i[d, DI_Q_HEAD] = q
         if d_i[d, DI_Q_TAIL] < 0:
             d_i[d, DI_Q_TAIL] = q
     else:
-        link[q] = -1
+        rq_i[q, QI_LINK] = -1
         if d_i[d, DI_Q_TAIL] >= 0:
-            link[d_i[d, DI_Q_TAIL]] = q
+            rq_i[d_i[d, DI_Q_TAIL], QI_LINK] = q
         else:
             d_i[d, DI_Q_HEAD] = q
         d_i[d, DI_Q_TAIL] = q
@@ -243,13 +241,9 @@ def enqueue(q: int, d: int, t: float, front: bool, link: np.ndarray, d_i: np.nda
 
 
 @njit(cache=True)
-def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.ndarray,
-         gen: np.ndarray, start_t: np.ndarray, replica: np.ndarray,
-         d_i: np.ndarray, d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray,
-        rq_px: np.ndarray, pf_tok: np.ndarray, blk_ids: np.ndarray, sess_rep: np.ndarray,
-        pc_r: np.ndarray, pc_key: np.ndarray, pc_tok: np.ndarray, pc_ref: np.ndarray,
-        pc_prev: np.ndarray, pc_next: np.ndarray, pc_tab: np.ndarray,
-        done: np.ndarray) -> None:
+def fill(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
+         d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, blk_ids: np.ndarray,
+         sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray, pc_tab: np.ndarray) -> None:
     """Admit queued requests of deployment ``d`` while replica ``r`` has room (FCFS)."""
     if d_i[d, DI_Q_LEN] == 0:
         return
@@ -260,14 +254,12 @@ def fill(r: int, d: int, t: float, link: np.ndarray, inp: np.ndarray, out: np.nd
     while d_i[d, DI_Q_LEN] > 0:
         q = d_i[d, DI_Q_HEAD]
         n_r = r_i[r, RI_N]
-        need = kv_need(d, q, inp, out, gen, d_i)
+        need = kv_need(d, q, rq_i, d_i)
         if n_r > 0 and (n_r >= maxc or r_i[r, RI_KV_RES] + need > kvcap):
             break
-        nxt = link[q]
+        nxt = rq_i[q, QI_LINK]
         d_i[d, DI_Q_HEAD] = nxt
         if nxt < 0:
             d_i[d, DI_Q_TAIL] = -1
         d_i[d, DI_Q_LEN] -= 1
-        admit(q, r, t, need, link, inp, start_t, replica, d_i, d_f, r_i, r_f,
-        rq_px, pf_tok, blk_ids, sess_rep, pc_r, pc_key, pc_tok, pc_ref, pc_prev, pc_next, pc_tab,
-        done)
+        admit(q, r, t, need, rq_i, rq_f, d_i, d_f, r_i, r_f, blk_ids, sess_rep, pc_r, pc_s, pc_tab)

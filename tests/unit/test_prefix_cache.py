@@ -31,7 +31,7 @@ class Cache:
 
     def match(self, chain: list[int]) -> int:
         s = self.state
-        return pc.match(0, self._ids(chain), 0, len(chain), s.pc_r, s.key, s.tab)
+        return pc.match(0, self._ids(chain), 0, len(chain), *s.args())
 
     def acquire(self, chain: list[int], k: int) -> None:
         pc.acquire(0, self._ids(chain), 0, k, *self.state.args())
@@ -45,20 +45,15 @@ class Cache:
 
     def fit(self, budget: int) -> None:
         s = self.state
-        pc.fit(0, budget, s.pc_r, s.key, s.tok, s.prev, s.nxt, s.tab)
+        pc.fit(0, budget, *s.args())
 
     def resident(self) -> set[int]:
         s = self.state
-        return {int(k) for k in s.key if k >= 0}
+        return {int(k) for k in s.block_ids() if k >= 0}
 
     def free_order(self) -> list[int]:
         """Free blocks from least to most recently used."""
-        s = self.state
-        out, i = [], int(s.pc_r[0, pc.PC_LRU_HEAD])
-        while i >= 0:
-            out.append(int(s.key[i]))
-            i = int(s.nxt[i])
-        return out
+        return self.state.free_blocks(0)
 
     def col(self, c: int) -> int:
         return int(self.state.pc_r[0, c])
@@ -322,11 +317,11 @@ for step in range(800):
     r = int(rng.integers(2))
     n = int(rng.integers(1, 9))
     ids = np.cumsum(rng.integers(0, 3, n)).astype(np.int64) * 1000003 + int(rng.integers(3))
-    k = pc.match(r, ids, 0, n, s.pc_r, s.key, s.tab)
+    k = pc.match(r, ids, 0, n, *s.args())
     pc.acquire(r, ids, 0, k, *s.args())
     m = pc.insert(r, ids, 0, n, k, n * 16 - 3, 16, *s.args())
     pc.release(r, ids, 0, m, *s.args())
-    pc.fit(r, int(rng.integers(0, 400)), s.pc_r, s.key, s.tok, s.prev, s.nxt, s.tab)
+    pc.fit(r, int(rng.integers(0, 400)), *s.args())
     if step % 397 == 0:
         pc.clear(r, *s.args())
 h = hashlib.sha256()
