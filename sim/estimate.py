@@ -13,7 +13,8 @@ scenario sets ``large_run_ok: true``.
 
 The figures are upper-bound-ish estimates, calibrated on this engine (see
 ``docs/performance.md``): requests are the arrival model's mean rate times the
-horizon (a trace: its length, scaled and looped), retries not included; the
+horizon (a trace: its length, scaled and looped; sessions: times their mean
+number of turns), retries not included; the
 wall time adds the cost per request, per replica and per control-plane event.
 """
 
@@ -165,6 +166,10 @@ def estimate(loaded: LoadedScenario, *, keep_requests: bool = True,
         crashes = (replicas * duration / spec.faults.replica_mtbf
                    if spec.faults.replica_mtbf else 0.0)
         requests = _requests(dep.traffic.arrivals, duration, loaded)
+        if dep.traffic.sessions is not None:  # the arrivals start sessions of many turns
+            from sim.workload.lengths import length_distribution
+
+            requests *= length_distribution(dep.traffic.sessions.turns).mean
         deps.append(DeploymentEstimate(dep.name, requests, replicas, decisions + crashes,
                                        decisions * (1.0 + window / sync)))
     requests = sum(d.requests for d in deps)

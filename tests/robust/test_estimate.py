@@ -52,7 +52,10 @@ ODD = {
     "trace-fast-looped": _doc(kind="trace", path=str(TRACE), time_scale=0.05, loop=True,
                               rate_scale=0.3),
     "trace-slow": _doc(kind="trace", path=str(TRACE), time_scale=3.0),
+    "sessions": _doc(kind="poisson", rps=0.5),
 }
+ODD["sessions"]["deployments"][0]["traffic"]["sessions"] = {
+    "turns": {"kind": "exponential", "mean": 6}, "think_time": "20s"}
 
 
 @pytest.mark.parametrize("name", sorted(ODD))
