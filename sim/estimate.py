@@ -209,8 +209,8 @@ def _requests(arrivals: ArrivalsSpec, duration: float, loaded: LoadedScenario) -
 
     if isinstance(arrivals, PoissonArrivals):
         return arrivals.rps * duration
-    if isinstance(arrivals, DiurnalArrivals):
-        return arrivals.mean_rps * duration
+    if isinstance(arrivals, DiurnalArrivals):  # the horizon may hold part of a day
+        return _expected_arrivals(arrivals, duration)
     if isinstance(arrivals, BurstArrivals):
         return arrivals.mean_rps * duration
     if isinstance(arrivals, RampArrivals):
@@ -237,6 +237,23 @@ def _requests(arrivals: ArrivalsSpec, duration: float, loaded: LoadedScenario) -
             passes = min(1.0, duration / span) if span > 0 else 1.0
         return n * arrivals.rate_scale * passes
     return 0.0  # an arrival model added later: no estimate of its size
+
+
+def _expected_arrivals(arrivals: ArrivalsSpec, duration: float) -> float:
+    """∫ intensity dt over ``[0, duration)`` of a deterministic intensity: Gauss–Legendre
+    (8 nodes) on each segment of its rate plan (piecewise constant: exact)."""
+    import numpy as np
+
+    from sim.workload.arrivals import rate_plan
+
+    plan = rate_plan(arrivals, duration, np.random.default_rng(0))
+    a, b = plan.edges[:-1], plan.edges[1:]
+    if plan.rate is None:
+        return float(np.sum(plan.bound * (b - a)))
+    x, w = np.polynomial.legendre.leggauss(8)
+    mid, half = (a + b) / 2, (b - a) / 2
+    t = mid[:, None] + half[:, None] * x[None, :]
+    return float(np.sum(half * (plan.rate(t.ravel()).reshape(t.shape) @ w)))
 
 
 def _machine_memory() -> float | None:

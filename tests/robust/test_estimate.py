@@ -53,6 +53,8 @@ ODD = {
                               rate_scale=0.3),
     "trace-slow": _doc(kind="trace", path=str(TRACE), time_scale=3.0),
     "sessions": _doc(kind="poisson", rps=0.5),
+    "diurnal-around-its-peak": _doc(kind="diurnal", mean_rps=2.0, peak_to_mean=3.0,
+                                    period="40m", peak_at="5m"),
 }
 ODD["sessions"]["deployments"][0]["traffic"]["sessions"] = {
     "turns": {"kind": "exponential", "mean": 6}, "think_time": "20s"}
