@@ -32,14 +32,16 @@ if TYPE_CHECKING:
     from sim.scenario.loader import LoadedScenario
     from sim.workload.spec import ArrivalsSpec
 
-# Calibration (one core of a shared 2-core machine, numba on; docs/performance.md):
-WALL_FIXED_S = 2.0  # start-up: imports, JIT, traffic set-up
-WALL_PER_REQUEST_S = 10e-6  # simulating one request (queues draining after the horizon included)
-WALL_PER_EVENT_S = 20e-6  # one control-plane event or timeline row
-WALL_PER_SAMPLE_S = 17e-6  # one sync period of an autoscaler's metrics window, per decision
-WALL_PER_REPLICA2_HOUR_S = 1e-6  # replicas² per simulated hour (fleet bookkeeping)
-WRITE_FIXED_S = 8.0  # plots and the report
-WRITE_PER_REQUEST_S = 3e-6  # writing requests.parquet and drawing the CDFs
+# Calibration (a shared 2-core machine, numba on; docs/performance.md): fitted on
+# 24 runs of `sim.run(..., keep_requests=False)` (non-negative least squares on
+# relative error), the start-up and the writing timed on `capsim run`.
+WALL_FIXED_S = 3.0  # start-up: imports (2.3 s), loading the compiled kernels, traffic set-up
+WALL_PER_REQUEST_S = 2.2e-6  # simulating one request (queues draining after the horizon included)
+WALL_PER_EVENT_S = 1e-4  # one control-plane event or timeline row
+WALL_PER_SAMPLE_S = 1.7e-6  # one sync period of an autoscaler's metrics window, per decision
+WALL_PER_REPLICA2_HOUR_S = 5.5e-8  # replicas² per simulated hour (fleet bookkeeping)
+WRITE_FIXED_S = 5.0  # plots and the report
+WRITE_PER_REQUEST_S = 8e-6  # writing requests.parquet, its exact percentiles and the CDFs
 MEMORY_FIXED_B = 320e6  # the interpreter with numpy, pandas, numba, matplotlib
 MEMORY_PER_REQUEST_B = 520.0  # the request table and its temporaries
 # ``capsim run`` streams the table to disk (sim.io.RequestsFile): what stays per request
