@@ -676,6 +676,7 @@ def gpu_allocation(result: Result) -> Figure:
     alloc["datacenter"] = alloc["datacenter"].astype(str)
     alloc["accelerator"] = alloc["accelerator"].astype(str)
     alloc["deployment"] = alloc["deployment"].astype(str)
+    alloc["gpus"] = alloc["gpus"].astype(float)  # so the pivot's fill value 0.0 fits
     places = sorted(alloc.groupby(["datacenter", "accelerator"]).groups)
     deployments = sorted(set(alloc["deployment"]) - {"background"})
     colours = dict(zip(deployments, _palette(len(deployments)), strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -235,6 +236,21 @@ def test_gpu_allocation_from_the_allocation_table():
     alloc = res.allocation
     peak = alloc[alloc["datacenter"] == "US_IOWA_1"].groupby("t_end")["gpus"].sum().max()
     assert iowa.get_title(loc="left").endswith(f"at most {peak:,.0f} of 48 GPUs in use")
+
+
+def test_gpu_allocation_with_holders_missing_at_some_samples_draws_them_as_zero():
+    """A holder with no row at a sample time (a replica not yet placed) reads 0 GPUs there,
+    without pandas' warning about filling integer counts with 0.0."""
+    res = handmade()
+    alloc = res.allocation
+    gone = (alloc["holder"] == "code") & (alloc["t_end"] <= 180.0)
+    sparse = Result(res.summary, res.requests, res.timeline, res.billing, res.scenario,
+                    alloc[~gone].reset_index(drop=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot.gpu_allocation(sparse)
+    iowa = [ax for ax in fig.axes if ax.get_visible()][1]
+    assert _legend(iowa)[:2] == ["chat", "code"]
 
 
 def test_gpu_allocation_falls_back_to_the_timeline(real_result):
