@@ -147,6 +147,26 @@ class AllocationRow:
     gpus: int
 
 
+class RowBuffers:
+    """Memory that the state's request rows reuse from one window to the next.
+
+    :meth:`take` returns the first ``n`` rows of a buffer, grown by half when
+    too small; the previous window's rows are overwritten, so read (or copy)
+    them first.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, n: int, width: int, dtype: type) -> np.ndarray:
+        buf = self._buffers.get(name)
+        if buf is None or len(buf) < n:
+            size = max(n, 3 * len(buf) // 2) if buf is not None else n
+            buf = self._buffers[name] = np.empty((size, width), dtype)
+        rows: np.ndarray = buf[:n]
+        return rows
+
+
 class Simulation:
     """One run over fixed workloads.  Build, call :meth:`run`, read the tables.
 
@@ -193,6 +213,7 @@ class Simulation:
         self._loaded_until = 0.0  # arrivals before this time are in (or through) the state
         self._loaded = 0  # requests loaded so far: the next one's index in arrival order
         self._index = np.zeros(0, np.int64)  # arrival-order index of each state row
+        self._rows = RowBuffers()  # the memory behind the state's request rows
         self._last_finish = -_INF
         self.n_replicas = 0
         self.state = self._initial_state(plans, clients)
@@ -296,7 +317,8 @@ class Simulation:
         return end if end < self.horizon else _INF
 
     def _window(self, t0: float, t1: float) -> dict[str, np.ndarray]:
-        """Requests arriving in ``[t0, t1)``, in arrival order (ties: deployment, then trace)."""
+        """Requests arriving in ``[t0, t1)``, in arrival order (ties: deployment, then trace):
+        their columns, and ``blk_ids``, their chains of block ids end to end."""
         times, inp, out = [], [], []
         n_blocks: list[np.ndarray] = []
         ids: list[np.ndarray] = []
@@ -329,17 +351,12 @@ class Simulation:
             counts, off = counts[order], off[order]
             flat_ids = flat_ids[index_ranges(off, counts)]
             off = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        n = len(arrival)
-        rq_f = np.full((n, L.N_QF), np.nan)
-        rq_f[:, L.QF_ARRIVAL] = arrival if order is None else arrival[order]
-        rq_i = np.zeros((n, L.N_QI), np.int64)
-        rq_i[:, L.QI_DEP] = pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)],
-                                 np.int64)
-        rq_i[:, L.QI_IN], rq_i[:, L.QI_OUT] = pick(inp, np.int64), pick(out, np.int64)
-        rq_i[:, L.QI_REPLICA] = rq_i[:, L.QI_LINK] = -1
-        rq_i[:, L.PX_OFF], rq_i[:, L.PX_N] = off, counts
-        rq_i[:, L.PX_SESS] = pick(sess, np.int64)
-        return {"rq_f": rq_f, "rq_i": rq_i, "blk_ids": flat_ids}
+        return {
+            "arrival": arrival if order is None else arrival[order],
+            "dep": pick([np.full(len(t), d, np.int64) for d, t in enumerate(times)], np.int64),
+            "inp": pick(inp, np.int64), "out": pick(out, np.int64), "off": off, "n": counts,
+            "sess": pick(sess, np.int64), "blk_ids": flat_ids,
+        }
 
     def _prefixes(self, d: int, p: DeploymentPlan, w: Any, n_blocks: list[np.ndarray],
                   ids: list[np.ndarray], sess: list[np.ndarray], n: int = 0) -> None:
@@ -380,27 +397,37 @@ class Simulation:
         keep = s.status == L.IN_FLIGHT
         self._harvest(~keep)
         new = self._window(self._loaded_until, t1)
-        new_i = new["rq_i"]
-        n_new = len(new_i)
+        n_new = len(new["arrival"])
         kept = np.flatnonzero(keep)
         n_keep = len(kept)
         # renumber: kept request kept[j] becomes j; finished ones -1 (never referenced)
         renumber = np.full(n_old + 1, -1, np.int64)  # renumber[-1] = renumber[n_old] = -1
         renumber[kept] = np.arange(n_keep)
-        kept_i = s.rq_i[kept]
+        kept_i, kept_f = s.rq_i[kept], s.rq_f[kept]  # copies: the rows are rewritten below
         link = kept_i[:, L.QI_LINK]
         kept_i[:, L.QI_LINK] = np.where(link >= 0, renumber[link], link)  # markers (< -1) kept
         # chains of block ids: the kept requests' first, then the new ones
         gather = index_ranges(kept_i[:, L.PX_OFF], kept_i[:, L.PX_N])
         s.blk_ids = np.concatenate([s.blk_ids[gather], new["blk_ids"]])
         kept_i[:, L.PX_OFF] = np.cumsum(kept_i[:, L.PX_N]) - kept_i[:, L.PX_N]
-        new_i[:, L.PX_OFF] += len(gather)
         if len(self.sessions) > len(s.sess_rep):
             grown = np.full(max(len(self.sessions), 2 * len(s.sess_rep)), -1, np.int64)
             grown[: len(s.sess_rep)] = s.sess_rep
             s.sess_rep = grown
-        s.rq_i = np.concatenate([kept_i, new_i]) if n_keep else new_i
-        s.rq_f = np.concatenate([s.rq_f[kept], new["rq_f"]]) if n_keep else new["rq_f"]
+        # the kept rows, then the new ones, in the same memory every window: a
+        # fresh array each window would cost a page fault per 4 KiB written
+        s.rq_i = self._rows.take("rq_i", n_keep + n_new, L.N_QI, np.int64)
+        s.rq_f = self._rows.take("rq_f", n_keep + n_new, L.N_QF, np.float64)
+        s.rq_i[:n_keep], s.rq_f[:n_keep] = kept_i, kept_f
+        new_i, new_f = s.rq_i[n_keep:], s.rq_f[n_keep:]
+        new_f[:] = np.nan
+        new_f[:, L.QF_ARRIVAL] = new["arrival"]
+        new_i[:] = 0
+        new_i[:, L.QI_DEP], new_i[:, L.QI_IN], new_i[:, L.QI_OUT] = (
+            new["dep"], new["inp"], new["out"])
+        new_i[:, L.QI_REPLICA] = new_i[:, L.QI_LINK] = -1
+        new_i[:, L.PX_OFF], new_i[:, L.PX_N] = new["off"] + len(gather), new["n"]
+        new_i[:, L.PX_SESS] = new["sess"]
         self._index = np.concatenate(
             [self._index[kept], self._loaded + np.arange(n_new, dtype=np.int64)]
         )
