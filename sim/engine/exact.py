@@ -154,7 +154,7 @@ def _preempt_newest(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray
     enqueue(victim, d, t, True, rq_i, d_i, d_f)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def schedule(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
              d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
              r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray,
@@ -217,7 +217,7 @@ def schedule(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: 
     ih_update(ih_key, ih_item, ih_pos, n_rep_heap, r, end)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def touch(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
           d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
           r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
@@ -253,7 +253,7 @@ def touch(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.
     ih_update(ih_key, ih_item, ih_pos, n_rep_heap, r, end)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def event(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
           d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
           r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,

@@ -124,7 +124,7 @@ def _merge(r: int, t: float, r_f: np.ndarray) -> None:
         r_f[r, RF_PF_NEW] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def event(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
           d_f: np.ndarray, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray, r_i: np.ndarray,
           r_f: np.ndarray, hv: np.ndarray, hr: np.ndarray, ih_key: np.ndarray, ih_item: np.ndarray,
@@ -181,7 +181,7 @@ def event(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.
                n_rep_heap)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fill_fast(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i: np.ndarray,
               d_f: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, blk_ids: np.ndarray,
               sess_rep: np.ndarray, pc_r: np.ndarray, pc_s: np.ndarray,
@@ -197,7 +197,7 @@ def fill_fast(r: int, d: int, t: float, rq_i: np.ndarray, rq_f: np.ndarray, d_i:
         q = rq_i[q, QI_LINK]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def reschedule(r: int, d: int, t: float, d_M: np.ndarray, d_C: np.ndarray, d_PF: np.ndarray,
                d_f: np.ndarray, rq_i: np.ndarray, r_i: np.ndarray, r_f: np.ndarray, hv: np.ndarray,
                ih_key: np.ndarray, ih_item: np.ndarray, ih_pos: np.ndarray,

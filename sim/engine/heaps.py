@@ -35,7 +35,7 @@ def _ih_swap(key: np.ndarray, item: np.ndarray, pos: np.ndarray, a: int, b: int)
     pos[item[b]] = b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ih_update(key: np.ndarray, item: np.ndarray, pos: np.ndarray, size: int, rep: int,
               value: float) -> None:
     """Set replica ``rep``'s key to ``value`` and restore the heap order."""

@@ -33,7 +33,7 @@ from sim.engine.layout import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def iter_time(d: int, b: int, kv: float, p: int, pkv: float, d_M: np.ndarray,
               d_C: np.ndarray, d_f: np.ndarray, d_PF: np.ndarray) -> float:
     """``Shape.iteration_time(b, kv, p, pkv)`` from the tables of ``Shape.iteration_terms``:
