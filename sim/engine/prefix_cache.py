@@ -82,7 +82,11 @@ class PrefixCacheState:
         return out
 
     def add_replica(self, r: int, slots: int) -> None:
-        """Give replica ``r`` an empty cache of ``slots`` blocks (its regions appended)."""
+        """Give replica ``r`` an empty cache of ``slots`` blocks (its regions appended).
+
+        ``slots`` and ``tab`` are views of buffers that double when full, so a
+        fleet of n replicas costs O(n) copying, not O(n²).
+        """
         if r >= len(self.pc_r):
             grown = np.zeros((max(8, 2 * len(self.pc_r), r + 1), N_PC), np.int64)
             grown[: len(self.pc_r)] = self.pc_r
@@ -92,15 +96,28 @@ class PrefixCacheState:
         while size < 2 * slots:
             size *= 2
         slot_off, tab_off = len(self.slots), len(self.tab)
-        fresh = np.zeros((slots, N_PS), np.int64)
-        fresh[:, PS_KEY] = -1
-        self.slots = np.concatenate([self.slots, fresh])
-        self.tab = np.concatenate([self.tab, np.full(size, -1, np.int64)])
+        self.slots = _extend(self.slots, slots)
+        self.tab = _extend(self.tab, size)
+        self.slots[slot_off:] = 0
+        self.slots[slot_off:, PS_KEY] = -1
+        self.tab[tab_off:] = -1
         row = self.pc_r[r]
         row[:] = 0
         row[PC_SLOT_OFF], row[PC_SLOTS] = slot_off, slots
         row[PC_TAB_OFF], row[PC_TAB_MASK] = tab_off, size - 1
         clear(r, *self.args())
+
+
+def _extend(view: np.ndarray, rows: int) -> np.ndarray:
+    """``view`` (the first rows of its buffer) with ``rows`` more rows, uninitialised: the
+    same buffer while it has room, else one twice as large with ``view`` copied in."""
+    n = len(view)
+    base = view.base if view.base is not None else view
+    if n + rows > len(base):
+        base = np.empty((max(2 * len(base), n + rows), *view.shape[1:]), view.dtype)
+        base[:n] = view
+    out: np.ndarray = base[: n + rows]
+    return out
 
 
 # --------------------------------------------------------------------------- hashing
