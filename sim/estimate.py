@@ -36,12 +36,12 @@ if TYPE_CHECKING:
 # 24 runs of `sim.run(..., keep_requests=False)` (non-negative least squares on
 # relative error), the start-up and the writing timed on `capsim run`.
 WALL_FIXED_S = 3.0  # start-up: imports (2.3 s), loading the compiled kernels, traffic set-up
-WALL_PER_REQUEST_S = 2.2e-6  # simulating one request (queues draining after the horizon included)
-WALL_PER_EVENT_S = 1e-4  # one control-plane event or timeline row
-WALL_PER_SAMPLE_S = 1.7e-6  # one sync period of an autoscaler's metrics window, per decision
-WALL_PER_REPLICA2_HOUR_S = 5.5e-8  # replicas² per simulated hour (fleet bookkeeping)
-WRITE_FIXED_S = 5.0  # plots and the report
-WRITE_PER_REQUEST_S = 8e-6  # writing requests.parquet, its exact percentiles and the CDFs
+WALL_PER_REQUEST_S = 1.3e-6  # simulating one request (queues draining after the horizon included)
+WALL_PER_EVENT_S = 5.2e-5  # one control-plane event or timeline row
+WALL_PER_SAMPLE_S = 8.7e-7  # one sync period of an autoscaler's metrics window, per decision
+WALL_PER_REPLICA2_HOUR_S = 3.5e-8  # replicas² per simulated hour (fleet bookkeeping)
+WRITE_FIXED_S = 1.5  # plots and the report
+WRITE_PER_REQUEST_S = 4.5e-6  # writing requests.parquet, its exact percentiles and the CDFs
 MEMORY_FIXED_B = 320e6  # the interpreter with numpy, pandas, numba, matplotlib
 MEMORY_PER_REQUEST_B = 520.0  # the request table and its temporaries
 # ``capsim run`` streams the table to disk (sim.io.RequestsFile): what stays per request
