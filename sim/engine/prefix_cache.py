@@ -112,7 +112,11 @@ def _extend(view: np.ndarray, rows: int) -> np.ndarray:
     """``view`` (the first rows of its buffer) with ``rows`` more rows, uninitialised: the
     same buffer while it has room, else one twice as large with ``view`` copied in."""
     n = len(view)
-    base = view.base if view.base is not None else view
+    base = view.base
+    if (not isinstance(base, np.ndarray) or base.dtype != view.dtype
+            or base.shape[1:] != view.shape[1:]
+            or base.ctypes.data != view.ctypes.data):  # not the first rows of a buffer
+        base = view
     if n + rows > len(base):
         base = np.empty((max(2 * len(base), n + rows), *view.shape[1:]), view.dtype)
         base[:n] = view
