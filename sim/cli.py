@@ -238,7 +238,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import sim
     from sim.io import RequestsFile, output_dir, write_run
-    from sim.report.console import print_summary, run_progress
+    from sim.report.console import notice_compile, print_summary, run_progress
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
@@ -256,6 +256,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"capsim: warning: {line} (--yes hides this)", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / loaded.spec.name
     show_progress = not args.no_progress and sys.stderr.isatty()
+    notice_compile()
     from sim.workload.generate import traffic_warnings
 
     for dep in loaded.spec.deployments:
@@ -282,7 +283,7 @@ def _breakeven(args: argparse.Namespace) -> int:
     import sim
     from sim.analysis import breakeven
     from sim.io import check_target, write_files
-    from sim.report.console import print_table
+    from sim.report.console import notice_compile, print_table
     from sim.report.html import Plot
     from sim.scenario.loader import parse_override
 
@@ -292,6 +293,7 @@ def _breakeven(args: argparse.Namespace) -> int:
     loaded = sim.load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / f"{loaded.spec.name}-breakeven"
     check_target(out, force=args.force)  # before the simulations, not after
+    notice_compile()
     try:
         result = breakeven(loaded, args.deployment, low=args.low, high=args.high,
                            grid=args.grid,

@@ -95,3 +95,20 @@ def _invalidate_stale_cache() -> None:
 
 
 njit, JIT = _load_jit()
+
+
+def compile_notice(cache: Path | None = None) -> str | None:
+    """A line to show before a run that will compile the kernels first (a minute or
+    more of silence otherwise), or None when they are cached or nothing compiles.
+
+    Looks for numba's index of ``run_until`` in ``cache`` (default: beside the
+    sources); where ``NUMBA_CACHE_DIR`` moves the cache it does not look, and
+    says nothing.
+    """
+    if not JIT or os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    cache = cache or Path(__file__).resolve().parent / "__pycache__"
+    if any(cache.glob("kernel.run_until-*.nbi")):
+        return None
+    return ("compiling the engine's kernels for this machine first (once: about a minute "
+            "on 2 cores; later runs load them from the cache)")

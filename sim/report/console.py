@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -83,6 +84,15 @@ def _plain(value: Any) -> str:
         return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.4g}"
     return str(value)
 
+
+def notice_compile() -> None:
+    """One line on stderr before a run that starts by compiling the kernels
+    (:func:`sim.engine.jit.compile_notice`): else a minute or more passes in silence."""
+    from sim.engine.jit import compile_notice
+
+    line = compile_notice()
+    if line:
+        print(f"capsim: {line}", file=sys.stderr)
 
 @contextmanager
 def run_progress(

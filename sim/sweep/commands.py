@@ -179,6 +179,7 @@ def _write_report(report: SweepReport, plan: SweepPlan, file: str) -> None:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from sim.report.console import notice_compile
     from sim.scenario.loader import parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
@@ -186,6 +187,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     executor = executor_from(args)
     out = Path(args.out) if args.out else Path("results") / f"{plan.name}-sweep"
     progress = not args.no_progress and sys.stderr.isatty()
+    notice_compile()
     report = _run(plan, out, executor, tables=not args.summary_only, force=args.force,
                   progress=progress, report=not args.no_report)
     _print_points(report, plan)

@@ -147,3 +147,30 @@ def test_compiled_kernels_run_without_reference_counting():
                 for name in dir(m) if hasattr(getattr(m, name), "targetoptions")]
     assert len(compiled) > 30
     assert all(fn.targetoptions.get("_nrt") is False for fn in compiled)
+
+
+def test_the_per_event_functions_are_compiled_inline():
+    """The functions every request event runs through are inlined into their callers
+    (sim.engine.jit): out of line, each call copied some twenty array descriptors."""
+    from sim.engine import exact, fast, heaps, price
+    from sim.engine.jit import JIT
+
+    if not JIT:
+        pytest.skip("kernels run as plain Python")
+    hot = (fast.event, fast.reschedule, fast.fill_fast, exact.event, exact.touch,
+           exact.schedule, heaps.ih_update, price.iter_time)
+    assert all(fn.targetoptions.get("inline") == "always" for fn in hot)
+
+
+def test_a_cold_kernel_cache_is_announced(tmp_path, monkeypatch):
+    """capsim says it is compiling before a first run, and only then."""
+    from sim.engine import jit
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(jit, "JIT", True)
+    assert "compiling" in (jit.compile_notice(tmp_path) or "")
+    (tmp_path / "kernel.run_until-94.py311.nbi").write_bytes(b"")
+    assert jit.compile_notice(tmp_path) is None
+    monkeypatch.setattr(jit, "JIT", False)
+    (tmp_path / "kernel.run_until-94.py311.nbi").unlink()
+    assert jit.compile_notice(tmp_path) is None  # nothing to compile without numba
